@@ -22,3 +22,159 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"shared test data not found at {SHARED_DATA}; set MAAS_SHARED_DATA")
     return SHARED_DATA
+
+
+# --- storage backends --------------------------------------------------------
+#
+# Database-touching tests run on both backends: the embedded default (SQLite
+# file + in-process Redis stand-in) and the real services (PostgreSQL + Redis).
+# MAAS_TEST_BACKENDS narrows the set ("embedded", "postgres"); the real
+# services are required, never silently skipped.
+
+import secrets as _secrets
+import shutil as _shutil
+from collections.abc import Iterator as _Iterator
+
+BACKENDS = [b.strip() for b in os.environ.get("MAAS_TEST_BACKENDS", "embedded,postgres").split(",") if b.strip()]
+PG_ADMIN_URL = os.environ.get("MAAS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_TEST_URL = os.environ.get("MAAS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> _Iterator[dict]:
+    """A migrated database and a Redis for one backend, shared by the session's tests."""
+    from maas.db import dispose_engines, upgrade_database
+    from maas.settings import load_settings
+
+    kind = request.param
+    data_dir = tmp_path_factory.mktemp(f"maas-{kind}")
+    if kind == "embedded":
+        template = data_dir / "template"
+        settings = load_settings(environment="test", data_dir=template)
+        upgrade_database(settings)
+        dispose_engines()
+        yield {"kind": kind, "template": template, "root": data_dir}
+        return
+    import psycopg
+    import redis as _redis
+
+    name = f"maas_test_{_secrets.token_hex(4)}"
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is required for the postgres backend ({PG_ADMIN_URL}): {exc}")
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        _redis.Redis.from_url(REDIS_TEST_URL).ping()
+    except _redis.RedisError as exc:
+        pytest.fail(f"Redis is required for the postgres backend ({REDIS_TEST_URL}): {exc}")
+    url = _with_database(PG_ADMIN_URL, name)
+    settings = load_settings(environment="test", data_dir=data_dir / "pg", database_url=url, redis_url=REDIS_TEST_URL)
+    upgrade_database(settings)
+    try:
+        yield {"kind": kind, "database_url": url, "root": data_dir}
+    finally:
+        dispose_engines()
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def settings(backend: dict, tmp_path: Path):  # noqa: ANN201
+    """Settings for one test, on a clean database and an empty Redis."""
+    from maas.db import dispose_engines, get_engine
+    from maas.redis_client import get_redis, reset_clients
+    from maas.settings import load_settings
+
+    reset_clients()
+    if backend["kind"] == "embedded":
+        data_dir = tmp_path / "data"
+        _shutil.copytree(backend["template"], data_dir)
+        s = load_settings(environment="test", data_dir=data_dir)
+    else:
+        s = load_settings(environment="test", data_dir=tmp_path / "data", database_url=backend["database_url"],
+                          redis_url=REDIS_TEST_URL)
+        import sqlalchemy as sa
+
+        engine = get_engine(s)
+        with engine.begin() as conn:
+            tables = [r[0] for r in conn.execute(sa.text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"))]
+            if tables:
+                conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
+        get_redis(s).flushdb()
+    yield s
+    reset_clients()
+    if backend["kind"] == "embedded":
+        dispose_engines()
+
+
+@pytest.fixture
+def engine(settings):  # noqa: ANN001, ANN201
+    from maas.db import get_engine
+
+    return get_engine(settings)
+
+
+@pytest.fixture
+def session(engine):  # noqa: ANN001, ANN201
+    """A session whose work is committed by the test itself (services only flush)."""
+    from sqlmodel import Session
+
+    with Session(engine, expire_on_commit=False) as s:
+        yield s
+        s.rollback()
+
+
+@pytest.fixture
+def app(settings):  # noqa: ANN001, ANN201
+    from maas.app import create_app
+
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app):  # noqa: ANN001, ANN201
+    from fastapi.testclient import TestClient
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def make_user(engine):  # noqa: ANN001, ANN201
+    """Builder: create an account directly through the service; returns (user, password)."""
+    from maas import accounts
+    from maas.db import session_scope
+
+    counter = iter(range(10_000))
+
+    def build(role: str = "passenger", operator_id: str | None = None, name: str = "测试用户"):  # noqa: ANN202
+        phone = f"139{next(counter):08d}"
+        password = "correct horse battery"
+        with session_scope(engine) as s:
+            if operator_id:
+                accounts.ensure_operator(s, operator_id=operator_id, name=operator_id)
+            user = accounts.create_user(s, phone=phone, password=password, name=name, role=role,
+                                        operator_id=operator_id)
+        return user, phone, password
+
+    return build
+
+
+@pytest.fixture
+def login(client, make_user):  # noqa: ANN001, ANN201
+    """Builder: an account of a role and the Authorization header of its access token."""
+
+    def build(role: str = "passenger", operator_id: str | None = None) -> tuple[str, dict[str, str]]:
+        user, phone, password = make_user(role, operator_id)
+        r = client.post("/v1/auth/token", json={"phone": phone, "password": password})
+        assert r.status_code == 200, r.text
+        return user.user_id, {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+    return build

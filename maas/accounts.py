@@ -1,0 +1,234 @@
+"""Accounts, operators, tokens and gate devices (services over a Session).
+
+Services take the session first and keyword-only arguments, flush but never
+commit (the request or command owns the transaction), and raise `MaasError`
+subclasses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from dataclasses import dataclass
+
+from sqlmodel import Session, select
+
+from maas import audit
+from maas.db import utcnow
+from maas.errors import AlreadyExists, BadRequest, InvalidCredentials, InvalidToken, NotFound, TokenRevoked
+from maas.models import GateDevice, Operator, RefreshToken, Role, User
+from maas.security import (
+    DUMMY_PASSWORD_HASH,
+    Principal,
+    decode_token,
+    hash_password,
+    issue_access_token,
+    issue_refresh_token,
+    new_gate_token,
+    token_digest,
+    verify_password,
+)
+from maas.settings import Settings
+
+PHONE_RE = re.compile(r"^\+?[0-9]{6,20}$")
+OPERATOR_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class InvalidPhone(BadRequest):
+    code = "invalid_phone"
+
+
+class WeakPassword(BadRequest):
+    code = "weak_password"
+
+
+class InvalidRole(BadRequest):
+    code = "invalid_role"
+
+
+class OperatorRequired(BadRequest):
+    code = "operator_required"
+
+
+class UnknownOperator(NotFound):
+    code = "unknown_operator"
+
+
+class InvalidOperatorId(BadRequest):
+    code = "invalid_operator_id"
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+    expires_in: int = 0
+
+
+def normalise_phone(phone: str) -> str:
+    phone = re.sub(r"[\s-]", "", phone or "")
+    if not PHONE_RE.match(phone):
+        raise InvalidPhone("the phone number must be 6 to 20 digits, optionally starting with +")
+    return phone
+
+
+def _check_password(password: str) -> None:
+    if len(password) < 8:
+        raise WeakPassword("the password must have at least 8 characters")
+    if len(password) > 256:
+        raise WeakPassword("the password must have at most 256 characters")
+
+
+def find_operator(session: Session, operator_id: str) -> Operator | None:
+    return session.get(Operator, operator_id)
+
+
+def get_operator(session: Session, operator_id: str) -> Operator:
+    op = find_operator(session, operator_id)
+    if op is None:
+        raise UnknownOperator(f"operator {operator_id!r} does not exist", details={"operator_id": operator_id})
+    return op
+
+
+def ensure_operator(session: Session, *, operator_id: str, name: str | None = None, kind: str | None = None,
+                    actor: Principal | None = None) -> Operator:
+    """Create the operator if new; return the existing one otherwise."""
+    if not OPERATOR_ID_RE.match(operator_id):
+        raise InvalidOperatorId("operator ids are 1-64 letters, digits, '_', '.' or '-'")
+    op = find_operator(session, operator_id)
+    if op is not None:
+        return op
+    op = Operator(operator_id=operator_id, name=name or operator_id, kind=kind)
+    session.add(op)
+    session.flush()
+    audit.record(session, action="operator.create", actor_id=actor.subject if actor else None,
+                 actor_role=actor.role if actor else "system", target=operator_id, operator_id=operator_id)
+    return op
+
+
+def create_user(session: Session, *, phone: str, password: str, name: str, role: str,
+                operator_id: str | None = None, actor: Principal | None = None) -> User:
+    if role not in {r.value for r in Role} or role == Role.gate:
+        raise InvalidRole(f"role must be one of passenger, operator, regulator, admin (got {role!r})")
+    if role == Role.operator:
+        if not operator_id:
+            raise OperatorRequired("operator staff accounts need an operator id")
+        get_operator(session, operator_id)
+    elif operator_id:
+        raise BadRequest("only operator staff accounts are bound to an operator", code="operator_not_allowed")
+    phone = normalise_phone(phone)
+    _check_password(password)
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise BadRequest("the name must have 1 to 100 characters", code="invalid_name")
+    if session.exec(select(User).where(User.phone == phone)).first() is not None:
+        raise AlreadyExists("an account with this phone number already exists", code="phone_taken")
+    user = User(phone=phone, name=name, password_hash=hash_password(password), role=role,
+                operator_id=operator_id)
+    session.add(user)
+    session.flush()
+    if role != Role.passenger or actor is not None:
+        audit.record(session, action="user.create", actor_id=actor.subject if actor else None,
+                     actor_role=actor.role if actor else "system", target=user.user_id,
+                     operator_id=operator_id, details={"role": role})
+    return user
+
+
+def _issue_pair(session: Session, settings: Settings, user: User, *, family: str | None, now: dt.datetime) -> TokenPair:
+    jti = secrets.token_hex(16)
+    family = family or secrets.token_hex(16)
+    session.add(RefreshToken(jti=jti, user_id=user.user_id, family=family, issued_at=now,
+                             expires_at=now + dt.timedelta(seconds=settings.refresh_token_ttl_s)))
+    session.flush()
+    return TokenPair(
+        access_token=issue_access_token(settings, user_id=user.user_id, role=user.role,
+                                        operator_id=user.operator_id, now=now),
+        refresh_token=issue_refresh_token(settings, user_id=user.user_id, jti=jti, family=family, now=now),
+        expires_in=settings.access_token_ttl_s,
+    )
+
+
+def login(session: Session, settings: Settings, *, phone: str, password: str) -> TokenPair:
+    try:
+        phone = normalise_phone(phone)
+    except InvalidPhone:
+        verify_password(DUMMY_PASSWORD_HASH, password)
+        raise InvalidCredentials("wrong phone number or password") from None
+    user = session.exec(select(User).where(User.phone == phone)).first()
+    if user is None or user.disabled:
+        verify_password(DUMMY_PASSWORD_HASH, password)
+        raise InvalidCredentials("wrong phone number or password")
+    if not verify_password(user.password_hash, password):
+        raise InvalidCredentials("wrong phone number or password")
+    return _issue_pair(session, settings, user, family=None, now=utcnow())
+
+
+def refresh(session: Session, settings: Settings, *, refresh_token: str) -> TokenPair:
+    """Rotate a refresh token. Re-use of a rotated or revoked token revokes the whole family."""
+    claims = decode_token(settings, refresh_token, expected_type="refresh")
+    row = session.get(RefreshToken, claims["jti"])
+    if row is None or row.user_id != claims["sub"]:
+        raise InvalidToken("the refresh token is not known")
+    now = utcnow()
+    if row.revoked_at is not None:
+        # Re-use of a rotated token means it was stolen: revoke every token of that login. The error
+        # keeps this write (see `session_scope`), so the revocation outlives the refused request.
+        revoke_family(session, family=row.family, now=now)
+        raise TokenRevoked("the refresh token has been revoked", keep_writes=True)
+    user = session.get(User, row.user_id)
+    if user is None or user.disabled:
+        raise InvalidToken("the account is disabled")
+    pair = _issue_pair(session, settings, user, family=row.family, now=now)
+    row.revoked_at = now
+    row.replaced_by = decode_token(settings, pair.refresh_token, expected_type="refresh")["jti"]
+    session.add(row)
+    session.flush()
+    return pair
+
+
+def revoke_family(session: Session, *, family: str, now: dt.datetime | None = None) -> int:
+    now = now or utcnow()
+    rows = session.exec(select(RefreshToken).where(RefreshToken.family == family,
+                                                   RefreshToken.revoked_at.is_(None))).all()  # type: ignore[union-attr]
+    for row in rows:
+        row.revoked_at = now
+        session.add(row)
+    session.flush()
+    return len(rows)
+
+
+def revoke_refresh_token(session: Session, settings: Settings, *, refresh_token: str) -> None:
+    """Log out: revoke the presented refresh token and every token rotated from the same login."""
+    claims = decode_token(settings, refresh_token, expected_type="refresh")
+    row = session.get(RefreshToken, claims["jti"])
+    if row is None or row.user_id != claims["sub"]:
+        raise InvalidToken("the refresh token is not known")
+    revoke_family(session, family=row.family)
+
+
+def principal_from_access_token(session: Session, settings: Settings, token: str) -> Principal:
+    claims = decode_token(settings, token, expected_type="access")
+    return Principal(subject=claims["sub"], role=claims["role"], operator_id=claims.get("op"))
+
+
+def create_gate(session: Session, *, operator_id: str, stop_id: str | None = None,
+                actor: Principal | None = None) -> tuple[GateDevice, str]:
+    """Register a gate device; returns it and its bearer token (shown once, stored hashed)."""
+    get_operator(session, operator_id)
+    token = new_gate_token()
+    gate = GateDevice(operator_id=operator_id, stop_id=stop_id, token_hash=token_digest(token))
+    session.add(gate)
+    session.flush()
+    audit.record(session, action="gate.create", actor_id=actor.subject if actor else None,
+                 actor_role=actor.role if actor else "system", target=gate.gate_id, operator_id=operator_id,
+                 details={"stop_id": stop_id})
+    return gate, token
+
+
+def principal_from_gate_token(session: Session, token: str) -> Principal:
+    gate = session.exec(select(GateDevice).where(GateDevice.token_hash == token_digest(token))).first()
+    if gate is None or not gate.active:
+        raise InvalidToken("the gate token is not valid")
+    return Principal(subject=gate.gate_id, role=Role.gate.value, operator_id=gate.operator_id, gate_id=gate.gate_id)

@@ -1,0 +1,109 @@
+"""Admin and operator-scoped account management: operators, users, gate devices."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, Field
+from sqlmodel import select
+
+from maas import accounts
+from maas.api.auth import Strict
+from maas.api.deps import CurrentAdmin, OperatorScope, SessionDep
+from maas.errors import AlreadyExists, BadRequest, Forbidden, NotFound, error_responses
+from maas.models import GateDevice, Operator
+
+router = APIRouter(tags=["admin"])
+
+
+class OperatorIn(Strict):
+    operator_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(min_length=1, max_length=200)
+    kind: str | None = Field(default=None, max_length=32)
+
+
+class OperatorOut(BaseModel):
+    operator_id: str
+    name: str
+    kind: str | None = None
+    created_at: dt.datetime
+
+
+class UserIn(Strict):
+    role: str = Field(pattern=r"^(passenger|operator|regulator|admin)$")
+    operator_id: str | None = Field(default=None, max_length=64)
+    phone: str = Field(min_length=6, max_length=32)
+    password: str = Field(min_length=8, max_length=256)
+    name: str = Field(default="staff", min_length=1, max_length=100)
+
+
+class UserOut(BaseModel):
+    user_id: str
+    role: str
+    operator_id: str | None = None
+
+
+class GateIn(Strict):
+    operator_id: str = Field(min_length=1, max_length=64)
+    stop_id: str | None = Field(default=None, max_length=200)
+
+
+class GateCreated(BaseModel):
+    gate_id: str
+    token: str
+    operator_id: str
+    stop_id: str | None = None
+
+
+class GateOut(BaseModel):
+    gate_id: str
+    operator_id: str
+    stop_id: str | None = None
+    active: bool
+    created_at: dt.datetime
+
+
+@router.post("/v1/admin/operators", status_code=status.HTTP_201_CREATED, response_model=OperatorOut,
+             responses=error_responses(AlreadyExists, BadRequest, Forbidden))
+def create_operator(body: OperatorIn, session: SessionDep, admin: CurrentAdmin) -> OperatorOut:
+    if accounts.find_operator(session, body.operator_id) is not None:
+        raise AlreadyExists(f"operator {body.operator_id!r} already exists", code="operator_exists")
+    op = accounts.ensure_operator(session, operator_id=body.operator_id, name=body.name, kind=body.kind, actor=admin)
+    return OperatorOut.model_validate(op, from_attributes=True)
+
+
+@router.post("/v1/admin/users", status_code=status.HTTP_201_CREATED, response_model=UserOut,
+             responses=error_responses(AlreadyExists, BadRequest, Forbidden, NotFound))
+def create_user(body: UserIn, session: SessionDep, admin: CurrentAdmin) -> UserOut:
+    user = accounts.create_user(session, phone=body.phone, password=body.password, name=body.name,
+                                role=body.role, operator_id=body.operator_id, actor=admin)
+    return UserOut(user_id=user.user_id, role=user.role, operator_id=user.operator_id)
+
+
+@router.post("/v1/admin/gates", status_code=status.HTTP_201_CREATED, response_model=GateCreated,
+             responses=error_responses(BadRequest, Forbidden, NotFound))
+def create_gate(body: GateIn, session: SessionDep, admin: CurrentAdmin) -> GateCreated:
+    gate, token = accounts.create_gate(session, operator_id=body.operator_id, stop_id=body.stop_id, actor=admin)
+    return GateCreated(gate_id=gate.gate_id, token=token, operator_id=gate.operator_id, stop_id=gate.stop_id)
+
+
+@router.get("/v1/operators/{operator_id}", response_model=OperatorOut, tags=["operators"],
+            responses=error_responses(Forbidden, NotFound))
+def get_operator(operator_id: OperatorScope, session: SessionDep) -> OperatorOut:
+    return OperatorOut.model_validate(accounts.get_operator(session, operator_id), from_attributes=True)
+
+
+@router.get("/v1/operators/{operator_id}/gates", response_model=list[GateOut], tags=["operators"],
+            responses=error_responses(Forbidden, NotFound))
+def list_gates(operator_id: OperatorScope, session: SessionDep) -> list[GateOut]:
+    accounts.get_operator(session, operator_id)
+    gates = session.exec(select(GateDevice).where(GateDevice.operator_id == operator_id)
+                         .order_by(GateDevice.created_at)).all()
+    return [GateOut.model_validate(g, from_attributes=True) for g in gates]
+
+
+@router.get("/v1/admin/operators", response_model=list[OperatorOut], responses=error_responses(Forbidden))
+def list_operators(session: SessionDep, admin: CurrentAdmin) -> list[OperatorOut]:
+    ops = session.exec(select(Operator).order_by(Operator.operator_id)).all()
+    return [OperatorOut.model_validate(o, from_attributes=True) for o in ops]

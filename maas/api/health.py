@@ -1,0 +1,49 @@
+"""GET /health: liveness, versions and the backends in use."""
+
+from __future__ import annotations
+
+import platform
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from maas import __version__
+from maas.redis_client import redis_ok
+
+router = APIRouter(tags=["health"])
+
+
+class Backend(BaseModel):
+    kind: str
+    ok: bool
+
+
+class HealthOut(BaseModel):
+    status: str
+    version: str
+    python: str
+    environment: str
+    database: Backend
+    redis: Backend
+    timetable: dict | None = None
+
+
+@router.get("/health", response_model=HealthOut)
+def health(request: Request) -> HealthOut:
+    state = request.app.state
+    try:
+        with state.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        db_ok = True
+    except sa.exc.SQLAlchemyError:
+        db_ok = False
+    r_ok = redis_ok(state.redis)
+    timetable = getattr(state, "timetable_info", None)
+    return HealthOut(
+        status="ok" if db_ok and r_ok else "degraded", version=__version__, python=platform.python_version(),
+        environment=state.settings.environment,
+        database=Backend(kind=state.settings.database_backend, ok=db_ok),
+        redis=Backend(kind=state.settings.redis_backend, ok=r_ok),
+        timetable=timetable() if callable(timetable) else timetable,
+    )

@@ -1,0 +1,121 @@
+"""The FastAPI app factory: the composition root of the HTTP API."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from maas import __version__
+from maas.api import admin, audit, auth, health
+from maas.db import get_engine
+from maas.errors import error_body, install_error_handlers
+from maas.logging import configure_logging
+from maas.redis_client import get_redis
+from maas.settings import Settings, get_settings
+
+log = structlog.get_logger("maas.http")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class RequestContextMiddleware:
+    """Request ids, one access-log line per request, and the request-body size limit."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        request_id = headers.get("x-request-id", "")
+        if not _REQUEST_ID.match(request_id):
+            request_id = secrets.token_hex(8)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status_holder = {"status": 500}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._too_large(send_with_id)
+            self._log(scope, status_holder["status"], started)
+            return
+
+        received = 0
+        too_large = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    too_large = True
+                    raise _BodyTooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        except _BodyTooLarge:
+            await self._too_large(send_with_id)
+        finally:
+            self._log(scope, status_holder["status"], started)
+            structlog.contextvars.clear_contextvars()
+
+    async def _too_large(self, send: Send) -> None:
+        import json
+
+        body = json.dumps(error_body("payload_too_large",
+                                     f"the request body is larger than {self.max_body_bytes} bytes")).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    def _log(scope: Scope, status: int, started: float) -> None:
+        log.info("request", method=scope.get("method"), path=scope.get("path"), status=status,
+                 duration_ms=round((time.perf_counter() - started) * 1000, 2))
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.info("startup", version=__version__, database=settings.database_backend, redis=settings.redis_backend)
+        yield
+
+    app = FastAPI(
+        title="MaaS backend", version=__version__, lifespan=lifespan,
+        description="Journey planning, multi-operator e-ticketing and revenue clearing (出行即服务).",
+    )
+    configure_logging(settings.log_level, settings.log_json)
+    app.state.settings = settings
+    app.state.engine = get_engine(settings)
+    app.state.redis = get_redis(settings)
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    for module in (health, auth, admin, audit):
+        app.include_router(module.router)
+    app.include_router(auth.me_router)
+    return app

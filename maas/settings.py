@@ -1,0 +1,184 @@
+"""Settings: one pydantic-settings class, read from the environment.
+
+``MAAS_*`` variables plus the conventional ``DATABASE_URL``, ``REDIS_URL`` and
+``STRIPE_*``. Secrets are ``SecretStr``. In development (the embedded
+default) missing secrets are generated once and kept in ``MAAS_DATA_DIR`` so
+`maas demo` runs on a bare machine; in production a missing or placeholder
+secret stops start-up.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDERS = {"", "changeme", "change-me", "secret", "placeholder", "xxx", "todo"}
+#: Names of the generated secrets kept in ``<data_dir>/secrets.json`` in development.
+GENERATED_SECRETS = ("jwt_secret", "pii_keys", "blind_index_key", "issuer_keys")
+
+
+class SettingsError(Exception):
+    """A missing or malformed setting; ``str()`` is one readable line."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MAAS_", extra="ignore", populate_by_name=True)
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path(".maas")
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "MAAS_DATABASE_URL")
+    )
+    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "MAAS_REDIS_URL"))
+
+    # Signing and encryption keys.
+    jwt_secret: SecretStr | None = None
+    #: Personal-data encryption keyring: comma-separated ``<key_id>:<base64 32 bytes>``; the last is current.
+    pii_keys: SecretStr | None = None
+    #: HMAC key for blind indexes (look-ups of ID numbers without storing them in clear).
+    blind_index_key: SecretStr | None = None
+    #: QR issuer keys: comma-separated ``<kid>:<base64 Ed25519 private seed>``; the last one signs.
+    issuer_keys: SecretStr | None = None
+
+    access_token_ttl_s: int = Field(default=900, gt=0)
+    refresh_token_ttl_s: int = Field(default=30 * 24 * 3600, gt=0)
+
+    stripe_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("STRIPE_API_KEY", "MAAS_STRIPE_API_KEY")
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("STRIPE_WEBHOOK_SECRET", "MAAS_STRIPE_WEBHOOK_SECRET")
+    )
+    stripe_api_base: str | None = Field(
+        default=None, validation_alias=AliasChoices("STRIPE_API_BASE", "MAAS_STRIPE_API_BASE")
+    )
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+
+    # Routing defaults.
+    walk_radius_m: float = Field(default=500.0, gt=0)
+    walk_speed_m_s: float = Field(default=1.3, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://", "sqlite://")):
+            raise ValueError("must be a postgresql:// or sqlite:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL")
+        return value
+
+    # Derived -----------------------------------------------------------------
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url is None:
+            return f"sqlite:///{(self.data_dir / 'maas.db').resolve()}"
+        url = self.database_url
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://") :]
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        return url
+
+    @property
+    def database_backend(self) -> str:
+        return "sqlite" if self.sqlalchemy_url.startswith("sqlite") else "postgresql"
+
+    @property
+    def redis_backend(self) -> str:
+        return "redis" if self.redis_url else "in-process"
+
+    @property
+    def timetable_dir(self) -> Path:
+        return self.data_dir / "timetables"
+
+    def secret(self, name: str) -> str:
+        """The value of a secret setting; raises SettingsError when it is missing."""
+        value: SecretStr | None = getattr(self, name)
+        if value is None:
+            raise SettingsError(f"setting MAAS_{name.upper()} is missing")
+        return value.get_secret_value()
+
+
+def _generate_secret(name: str) -> str:
+    if name == "jwt_secret":
+        return secrets.token_urlsafe(48)
+    if name == "blind_index_key":
+        return base64.b64encode(secrets.token_bytes(32)).decode()
+    if name == "pii_keys":
+        return "k1:" + base64.b64encode(secrets.token_bytes(32)).decode()
+    if name == "issuer_keys":
+        return "q1:" + base64.b64encode(secrets.token_bytes(32)).decode()
+    raise KeyError(name)
+
+
+def _fill_development_secrets(settings: Settings) -> Settings:
+    """Generate missing secrets once and keep them beside the database (development only)."""
+    missing = [name for name in GENERATED_SECRETS if getattr(settings, name) is None]
+    if not missing:
+        return settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.data_dir / "secrets.json"
+    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    changed = False
+    for name in missing:
+        if name not in stored:
+            stored[name] = _generate_secret(name)
+            changed = True
+    if changed:
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(stored, fh)
+        os.replace(tmp, path)
+    return settings.model_copy(update={name: SecretStr(stored[name]) for name in missing})
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and check the settings; raise SettingsError with one readable line."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = err["loc"][0] if err["loc"] else "?"
+        name = str(loc).upper()
+        if not name.startswith(("MAAS_", "DATABASE_URL", "REDIS_URL", "STRIPE_")):
+            name = f"MAAS_{name}"
+        raise SettingsError(f"invalid setting {name}: {err['msg']}") from None
+    if settings.environment == "production":
+        for name in GENERATED_SECRETS:
+            value = getattr(settings, name)
+            if value is None or value.get_secret_value().strip().lower() in PLACEHOLDERS:
+                raise SettingsError(f"setting MAAS_{name.upper()} must be set to a real secret in production")
+        if settings.database_url is None:
+            raise SettingsError("setting DATABASE_URL is required in production")
+        if settings.redis_url is None:
+            raise SettingsError("setting REDIS_URL is required in production")
+        return settings
+    return _fill_development_secrets(settings)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests override with ``get_settings.cache_clear()`` or dependency overrides)."""
+    return load_settings()
