@@ -8,15 +8,17 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 import structlog
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from maas import __version__
-from maas.api import admin, audit, auth, health
+from maas.api import admin, audit, auth, health, plan
 from maas.db import get_engine
 from maas.errors import error_body, install_error_handlers
 from maas.logging import configure_logging
+from maas.planner import Planner
 from maas.redis_client import get_redis
 from maas.settings import Settings, get_settings
 
@@ -97,12 +99,15 @@ class _BodyTooLarge(Exception):
     pass
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, load_timetable: bool = True) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("startup", version=__version__, database=settings.database_backend, redis=settings.redis_backend)
+        if app.state.load_timetable_on_start:
+            # Compute-heavy (first compile) or I/O (cache map): off the event loop.
+            await anyio.to_thread.run_sync(app.state.planner.refresh)
         yield
 
     app = FastAPI(
@@ -113,9 +118,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = get_engine(settings)
     app.state.redis = get_redis(settings)
+    app.state.planner = Planner(settings, app.state.engine)
+    app.state.load_timetable_on_start = load_timetable
+    app.state.timetable_info = app.state.planner.info
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
-    for module in (health, auth, admin, audit):
+    for module in (health, auth, admin, audit, plan):
         app.include_router(module.router)
     app.include_router(auth.me_router)
     return app

@@ -175,5 +175,5 @@ def _entry() -> None:
     sys.exit(main())
 
 
-if __name__ == "__main__":
-    _entry()
+# Commands of the routing area register themselves on `app`.
+from maas import cli_routing  # noqa: E402,F401

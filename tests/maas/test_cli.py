@@ -58,7 +58,7 @@ def test_failures_are_one_line(cli_env, capsys, argv, code, fragment) -> None:  
 
 def test_bad_setting_stops_with_one_line(tmp_path) -> None:  # noqa: ANN001
     env = {**os.environ, "MAAS_DATA_DIR": str(tmp_path), "DATABASE_URL": "mysql://nope"}
-    result = subprocess.run([sys.executable, "-m", "maas.cli", "db", "upgrade"], env=env, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "maas", "db", "upgrade"], env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip() == "error: invalid setting DATABASE_URL: Value error, must be a postgresql:// or sqlite:// URL"
@@ -66,7 +66,7 @@ def test_bad_setting_stops_with_one_line(tmp_path) -> None:  # noqa: ANN001
 
 def test_unreachable_database_is_one_line(tmp_path) -> None:  # noqa: ANN001
     env = {**os.environ, "MAAS_DATA_DIR": str(tmp_path), "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/x"}
-    result = subprocess.run([sys.executable, "-m", "maas.cli", "db", "upgrade"], env=env, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "maas", "db", "upgrade"], env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1 and "not reachable" in result.stderr

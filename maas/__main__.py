@@ -1,0 +1,5 @@
+"""`python -m maas` runs the CLI."""
+
+from maas.cli import _entry
+
+_entry()

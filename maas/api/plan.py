@@ -1,0 +1,79 @@
+"""GET /v1/plan: journeys from the loaded timetable (plain `def`: runs in the thread pool)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+
+from maas.errors import BadRequest, error_responses
+from maas.feeds import NoFeeds
+from routing.errors import InvalidQuery, UnknownStop
+from routing.search import PlanRequest, plan as run_plan
+
+router = APIRouter(tags=["planning"])
+
+MODES = {"BUS", "TRAM", "SUBWAY", "RAIL", "COACH", "FERRY"}
+
+
+class PlanOut(BaseModel):
+    """Itineraries in the contract's shape; an empty list means no journey satisfies the request."""
+
+    itineraries: list[dict[str, Any]]
+
+
+def _aware(value: dt.datetime | None, name: str) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise InvalidQuery(f"{name} needs a UTC offset, e.g. 2026-10-07T08:00:00+08:00", details={"field": name})
+    return value
+
+
+def parse_modes(modes: str | None) -> frozenset[str] | None:
+    if not modes:
+        return None
+    chosen = frozenset(m.strip().upper() for m in modes.split(",") if m.strip())
+    unknown = chosen - MODES
+    if unknown:
+        raise InvalidQuery(f"unknown modes: {', '.join(sorted(unknown))} (use {', '.join(sorted(MODES))})",
+                           details={"modes": sorted(unknown)})
+    return chosen
+
+
+@router.get("/v1/plan", response_model=PlanOut,
+            responses=error_responses(InvalidQuery, UnknownStop, NoFeeds, BadRequest))
+def plan(
+    request: Request,
+    from_: Annotated[str, Query(alias="from", min_length=1, max_length=200,
+                                description="stop id `<feed_id>:<stop_id>` or `lat,lon`")],
+    to: Annotated[str, Query(min_length=1, max_length=200)],
+    depart_at: dt.datetime | None = None,
+    arrive_by: dt.datetime | None = None,
+    window_s: Annotated[int, Query(ge=0, le=6 * 3600, description="range search window after depart_at")] = 0,
+    max_transfers: Annotated[int, Query(ge=0, le=8)] = 4,
+    min_change_s: Annotated[int, Query(ge=0, le=3600)] = 0,
+    walk_speed: Annotated[float, Query(gt=0.2, le=3.0)] = 1.3,
+    max_walk_m: Annotated[float, Query(ge=0, le=5000)] = 1000.0,
+    modes: Annotated[str | None, Query(max_length=100, description="comma list of BUS,TRAM,SUBWAY,RAIL,COACH,FERRY")] = None,
+    wheelchair: bool = False,
+    max_itineraries: Annotated[int, Query(ge=1, le=20)] = 5,
+) -> PlanOut:
+    if (depart_at is None) == (arrive_by is None):
+        raise InvalidQuery("give exactly one of depart_at and arrive_by")
+    planner = request.app.state.planner
+    snap = planner.snapshot or planner.refresh()
+    if snap is None:
+        raise NoFeeds("no timetable is loaded: import a feed first")
+    req = PlanRequest(
+        origin=from_, destination=to, depart_at=_aware(depart_at, "depart_at"),
+        arrive_by=_aware(arrive_by, "arrive_by"), window_s=window_s, max_transfers=max_transfers,
+        min_change_s=min_change_s, walk_speed_m_s=walk_speed, max_walk_m=max_walk_m, modes=parse_modes(modes),
+        wheelchair=wheelchair, max_itineraries=max_itineraries,
+    )
+    itineraries = run_plan(snap.timetable, req, realtime=snap.realtime)
+    pricer = getattr(request.app.state, "price_itinerary", None)
+    if pricer is not None:
+        itineraries = [pricer(it) for it in itineraries]
+    return PlanOut(itineraries=itineraries)
+

@@ -1,0 +1,186 @@
+"""`maas feeds import`, `maas plan`, `maas bench routing`, `maas realtime load`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from maas.cli import CliError, _session_scope, _settings, _upgrade, app
+
+feeds_app = typer.Typer(no_args_is_help=True, help="GTFS feeds.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures.")
+realtime_app = typer.Typer(no_args_is_help=True, help="GTFS-Realtime.")
+app.add_typer(feeds_app, name="feeds")
+app.add_typer(bench_app, name="bench")
+app.add_typer(realtime_app, name="realtime")
+
+
+@feeds_app.command("import")
+def feeds_import(
+    path: Annotated[Path, typer.Argument(help="GTFS zip or folder")],
+    feed_id: Annotated[str, typer.Option("--feed-id", help="namespace of the feed's ids")],
+    operator: Annotated[str | None, typer.Option("--operator", help="operator id (default: the feed id)")] = None,
+    operator_name: Annotated[str | None, typer.Option("--operator-name", help="display name of a new operator")] = None,
+) -> None:
+    """Import a GTFS feed, compile the timetable of all imported feeds, print a validation summary."""
+    from maas.feeds import build_timetable, import_feed, list_sources
+    from routing.errors import FeedError
+
+    _upgrade()
+    try:
+        with _session_scope() as session:
+            _, report = import_feed(session, path=path, feed_id=feed_id, operator_id=operator,
+                                    operator_name=operator_name)
+    except FeedError as exc:
+        report = exc.report
+        typer.echo(report.to_text() if report is not None else f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(report.to_text())
+    with _session_scope() as session:
+        sources = list_sources(session)
+    tt, cached = build_timetable(_settings(), sources)
+    typer.echo(f"timetable: {len(sources)} feed(s), {len(tt.stop_ids):,} stops "
+               f"({'from cache' if cached else 'compiled'})")
+
+
+def _parse_time(value: str | None, name: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise CliError(f"{name} must be an ISO 8601 time with offset, e.g. 2026-10-07T08:00:00-04:00") from None
+    if parsed.tzinfo is None:
+        raise CliError(f"{name} needs a UTC offset, e.g. 2026-10-07T08:00:00-04:00")
+    return parsed
+
+
+def _load_snapshot(footpaths: Path | None = None):  # noqa: ANN202
+    from maas.feeds import build_timetable, list_sources
+
+    _upgrade()
+    with _session_scope() as session:
+        sources = list_sources(session)
+    tt, _ = build_timetable(_settings(), sources, footpaths)
+    return tt
+
+
+def _describe(it: dict[str, Any]) -> str:
+    legs = []
+    for leg in it["legs"]:
+        if leg["mode"] == "WALK":
+            legs.append(f"walk {leg.get('distance_m', 0)} m")
+        else:
+            legs.append(f"{leg['mode'].lower()} {leg.get('route_name') or leg.get('route_id')} "
+                        f"{leg['from']['name']} {leg['departure'][11:16]} -> {leg['to']['name']} {leg['arrival'][11:16]}")
+    return (f"{it['departure'][11:16]} -> {it['arrival'][11:16]} ({it['duration_s'] // 60} min, "
+            f"{it['transfers']} transfer(s), walk {it['walk_m']} m)" + "".join(f"\n    {leg}" for leg in legs))
+
+
+@app.command("plan")
+def plan_cmd(
+    from_: Annotated[str | None, typer.Option("--from", help="stop id <feed>:<stop> or lat,lon")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="stop id <feed>:<stop> or lat,lon")] = None,
+    depart: Annotated[str | None, typer.Option("--depart", help="ISO time with offset")] = None,
+    arrive_by: Annotated[str | None, typer.Option("--arrive-by", help="ISO time with offset")] = None,
+    window_s: Annotated[int, typer.Option("--window-s", help="range search window (s)")] = 0,
+    max_transfers: Annotated[int, typer.Option("--max-transfers")] = 4,
+    min_change_s: Annotated[int, typer.Option("--min-change-s")] = 0,
+    walk_speed: Annotated[float, typer.Option("--walk-speed", help="m/s")] = 1.3,
+    max_walk_m: Annotated[float, typer.Option("--max-walk-m")] = 1000.0,
+    modes: Annotated[str | None, typer.Option("--modes", help="comma list: BUS,SUBWAY,RAIL,...")] = None,
+    wheelchair: Annotated[bool, typer.Option("--wheelchair")] = False,
+    batch: Annotated[Path | None, typer.Option("--batch", help='JSONL of {"from","to","depart"}')] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Plan journeys on the imported feeds."""
+    from maas.api.plan import parse_modes
+    from routing.errors import RoutingError
+    from routing.search import PlanRequest, plan
+
+    common = dict(max_transfers=max_transfers, min_change_s=min_change_s, walk_speed_m_s=walk_speed,
+                  max_walk_m=max_walk_m, modes=parse_modes(modes), wheelchair=wheelchair)
+    if batch is not None:
+        if not batch.exists():
+            raise CliError(f"no such file: {batch}")
+        tt = _load_snapshot()
+        with batch.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    q = json.loads(line)
+                    req = PlanRequest(origin=str(q["from"]), destination=str(q["to"]),
+                                      depart_at=_parse_time(q.get("depart"), "depart"),
+                                      arrive_by=_parse_time(q.get("arrive_by"), "arrive_by"), **common)
+                    out = {"query": q, "itineraries": plan(tt, req)}
+                except (ValueError, KeyError, TypeError, CliError, RoutingError) as exc:
+                    message = getattr(exc, "message", None) or str(exc)
+                    out = {"query": line.strip(), "error": {"code": getattr(exc, "code", "invalid_query_line"),
+                                                            "message": f"line {lineno}: {message}"}}
+                sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+        return
+    if not from_ or not to:
+        raise CliError("give --from and --to (or --batch FILE)")
+    if (depart is None) == (arrive_by is None):
+        raise CliError("give exactly one of --depart and --arrive-by")
+    tt = _load_snapshot()
+    req = PlanRequest(origin=from_, destination=to, depart_at=_parse_time(depart, "--depart"),
+                      arrive_by=_parse_time(arrive_by, "--arrive-by"), window_s=window_s, **common)
+    itineraries = plan(tt, req)
+    if as_json:
+        typer.echo(json.dumps({"itineraries": itineraries}, ensure_ascii=False, indent=2))
+        return
+    if not itineraries:
+        raise CliError("no journey found for this request")
+    for i, it in enumerate(itineraries, 1):
+        typer.echo(f"{i}. [{it.get('label', '')}] {_describe(it)}")
+
+
+@bench_app.command("routing")
+def bench_routing(
+    feed: Annotated[list[Path], typer.Option("--feed", help="GTFS zip or folder (repeatable)")],
+    date: Annotated[str, typer.Option("--date", help="service date YYYY-MM-DD")],
+    queries: Annotated[int, typer.Option("--queries")] = 1000,
+    seed: Annotated[int, typer.Option("--seed")] = 1,
+    queries_file: Annotated[Path | None, typer.Option("--queries-file")] = None,
+    footpaths: Annotated[Path | None, typer.Option("--footpaths")] = None,
+    max_rides: Annotated[int | None, typer.Option("--max-rides")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Random stop-to-stop queries on the given feeds; prints one JSON object of figures."""
+    from routing.bench import run_benchmark
+
+    try:
+        day = dt.date.fromisoformat(date)
+    except ValueError:
+        raise CliError("--date must be YYYY-MM-DD") from None
+    for p in [*feed, *([queries_file] if queries_file else []), *([footpaths] if footpaths else [])]:
+        if not p.exists():
+            raise CliError(f"no such file: {p}")
+    result = run_benchmark(feeds=list(feed), date=day, queries=queries, seed=seed, queries_file=queries_file,
+                           footpaths_file=footpaths, max_rides=max_rides,
+                           cache_dir=_settings().data_dir / "bench-cache")
+    typer.echo(json.dumps(result) if as_json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+
+
+@realtime_app.command("load")
+def realtime_load(
+    path: Annotated[Path, typer.Argument(help="GTFS-Realtime TripUpdates protobuf")],
+    feed_id: Annotated[str, typer.Option("--feed-id", help="the static feed it updates")],
+) -> None:
+    """Apply a TripUpdates snapshot to the timetable and print what it changed (a check; the server loads
+    snapshots through POST /v1/realtime/{feed_id})."""
+    from routing.realtime import apply_trip_updates
+
+    if not path.exists():
+        raise CliError(f"no such file: {path}")
+    tt = _load_snapshot()
+    overlay = apply_trip_updates(tt, path.read_bytes(), feed_id)
+    info = overlay.summary() if hasattr(overlay, "summary") else {}
+    typer.echo(json.dumps(info, default=str))
