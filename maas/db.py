@@ -109,8 +109,11 @@ event.listen(SQLModel, "load", _attach_utc, propagate=True)
 event.listen(SQLModel, "refresh", _attach_utc, propagate=True)
 
 
-def upgrade_database(settings: Settings | None = None, revision: str = "head") -> None:
-    """Apply the Alembic migrations to the configured database."""
+def upgrade_database(settings: Settings | None = None, revision: str = "heads") -> None:
+    """Apply the Alembic migrations to the configured database.
+
+    ``heads``: each domain keeps its own branch of revisions (maas, ticketing, clearing), all applied.
+    """
     from alembic import command
     from alembic.config import Config
 
