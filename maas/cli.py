@@ -175,5 +175,5 @@ def _entry() -> None:
     sys.exit(main())
 
 
-# Commands of the routing area register themselves on `app`.
-from maas import cli_routing  # noqa: E402,F401
+# Commands of the domain areas register themselves on `app`.
+from maas import cli_domains  # noqa: E402,F401

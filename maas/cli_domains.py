@@ -1,4 +1,4 @@
-"""`maas feeds import`, `maas plan`, `maas bench routing`, `maas realtime load`."""
+"""`maas feeds import`, `maas plan`, `maas bench routing`, `maas realtime load`, `maas faces calibrate`."""
 
 from __future__ import annotations
 
@@ -184,3 +184,32 @@ def realtime_load(
     overlay = apply_trip_updates(tt, path.read_bytes(), feed_id)
     info = overlay.summary() if hasattr(overlay, "summary") else {}
     typer.echo(json.dumps(info, default=str))
+
+
+faces_app = typer.Typer(no_args_is_help=True, help="Face credentials.")
+app.add_typer(faces_app, name="faces")
+
+
+@faces_app.command("calibrate")
+def faces_calibrate(
+    labels: Annotated[Path, typer.Option("--labels", help="CSV with columns file, person")],
+    images: Annotated[Path, typer.Option("--images", help="folder the file column is relative to")],
+    start: Annotated[float, typer.Option("--from", help="lowest threshold")] = 0.35,
+    stop: Annotated[float, typer.Option("--to", help="highest threshold")] = 0.65,
+    step: Annotated[float, typer.Option("--step")] = 0.01,
+    max_far: Annotated[float, typer.Option("--max-far", help="false-accept rate the recommendation allows")] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """False-accept and false-reject rates over a labelled photo set, per threshold, and a recommended threshold."""
+    from ticketing.credentials.calibration import calibrate
+
+    for p in (labels, images):
+        if not p.exists():
+            raise CliError(f"no such file or folder: {p}")
+    if not (0 < start <= stop) or step <= 0:
+        raise CliError("thresholds need 0 < --from <= --to and --step > 0")
+    n = int(round((stop - start) / step)) + 1
+    thresholds = [round(start + i * step, 6) for i in range(n)]
+    report = calibrate(labels, images, thresholds, max_far=max_far,
+                       progress=lambda msg: typer.echo(msg, err=True))
+    typer.echo(json.dumps(report.to_dict(), ensure_ascii=False) if as_json else report.to_text())
