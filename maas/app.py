@@ -19,6 +19,7 @@ from maas.db import get_engine
 from maas.errors import error_body, install_error_handlers
 from maas.logging import configure_logging
 from maas.planner import Planner
+from maas.ratelimit import parse_limits
 from maas.redis_client import get_redis
 from maas.settings import Settings, get_settings
 
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None, *, load_timetable: bool = True)
     app.state.settings = settings
     app.state.engine = get_engine(settings)
     app.state.redis = get_redis(settings)
+    app.state.rate_limits = parse_limits(settings.rate_limits)
     app.state.planner = Planner(settings, app.state.engine)
     app.state.load_timetable_on_start = load_timetable
     app.state.timetable_info = app.state.planner.info

@@ -61,9 +61,21 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("STRIPE_API_BASE", "MAAS_STRIPE_API_BASE")
     )
 
+    # Ticketing: offer/order lifetimes, QR freshness, ticket validity around a leg, platform fare and refund files.
+    offer_ttl_s: int = Field(default=600, gt=0)
+    order_payment_ttl_s: int = Field(default=900, gt=0)
+    qr_ttl_s: int = Field(default=30, gt=0)
+    ticket_valid_before_s: int = Field(default=7200, ge=0)
+    ticket_valid_after_s: int = Field(default=7200, ge=0)
+    fare_agreements_file: Path | None = None
+    operator_fare_tables_file: Path | None = None
+    refund_rules_file: Path | None = None
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    #: ``group=requests/seconds`` per client (bearer token or address); 0 requests disables a group.
+    rate_limits: str = "auth=30/60,plan=240/60,gates=1200/60"
 
     # Routing defaults.
     walk_radius_m: float = Field(default=500.0, gt=0)
@@ -76,6 +88,14 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://", "sqlite://")):
             raise ValueError("must be a postgresql:// or sqlite:// URL")
+        return value
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _check_rate_limits(cls, value: str) -> str:
+        from maas.ratelimit import parse_limits
+
+        parse_limits(value)
         return value
 
     @field_validator("redis_url")

@@ -38,6 +38,8 @@ from collections.abc import Iterator as _Iterator
 BACKENDS = [b.strip() for b in os.environ.get("MAAS_TEST_BACKENDS", "embedded,postgres").split(",") if b.strip()]
 PG_ADMIN_URL = os.environ.get("MAAS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_TEST_URL = os.environ.get("MAAS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Generous limits so functional tests never trip them; tests/maas/test_ratelimit.py checks the limiter itself.
+TEST_RATE_LIMITS = "auth=100000/60,plan=100000/60,gates=1000000/60"
 
 
 def _with_database(url: str, name: str) -> str:
@@ -95,10 +97,10 @@ def settings(backend: dict, tmp_path: Path):  # noqa: ANN201
     if backend["kind"] == "embedded":
         data_dir = tmp_path / "data"
         _shutil.copytree(backend["template"], data_dir)
-        s = load_settings(environment="test", data_dir=data_dir)
+        s = load_settings(environment="test", data_dir=data_dir, rate_limits=TEST_RATE_LIMITS)
     else:
         s = load_settings(environment="test", data_dir=tmp_path / "data", database_url=backend["database_url"],
-                          redis_url=REDIS_TEST_URL)
+                          redis_url=REDIS_TEST_URL, rate_limits=TEST_RATE_LIMITS)
         import sqlalchemy as sa
 
         engine = get_engine(s)

@@ -7,9 +7,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from maas import accounts
 from maas.api.deps import CurrentPrincipal, SessionDep, SettingsDep
+from maas.ratelimit import RateLimited, rate_limit
 from maas.errors import AlreadyExists, BadRequest, InvalidCredentials, InvalidToken, TokenRevoked, error_responses
 
-router = APIRouter(prefix="/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/v1/auth", tags=["auth"], dependencies=[rate_limit("auth")])
 me_router = APIRouter(tags=["auth"])
 
 
@@ -57,14 +58,14 @@ def _pair(pair: accounts.TokenPair) -> TokenOut:
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=AccountOut,
-             responses=error_responses(AlreadyExists, BadRequest))
+             responses=error_responses(AlreadyExists, BadRequest, RateLimited))
 def register(body: RegisterIn, session: SessionDep) -> AccountOut:
     user = accounts.create_user(session, phone=body.phone, password=body.password, name=body.name,
                                 role="passenger")
     return AccountOut(user_id=user.user_id, role=user.role)
 
 
-@router.post("/token", response_model=TokenOut, responses=error_responses(InvalidCredentials))
+@router.post("/token", response_model=TokenOut, responses=error_responses(InvalidCredentials, RateLimited))
 def token(body: TokenIn, session: SessionDep, settings: SettingsDep) -> TokenOut:
     return _pair(accounts.login(session, settings, phone=body.phone, password=body.password))
 

@@ -10,10 +10,11 @@ from pydantic import BaseModel
 
 from maas.errors import BadRequest, error_responses
 from maas.feeds import NoFeeds
+from maas.ratelimit import RateLimited, rate_limit
 from routing.errors import InvalidQuery, UnknownStop
 from routing.search import PlanRequest, plan as run_plan
 
-router = APIRouter(tags=["planning"])
+router = APIRouter(tags=["planning"], dependencies=[rate_limit("plan")])
 
 MODES = {"BUS", "TRAM", "SUBWAY", "RAIL", "COACH", "FERRY"}
 
@@ -42,7 +43,7 @@ def parse_modes(modes: str | None) -> frozenset[str] | None:
 
 
 @router.get("/v1/plan", response_model=PlanOut,
-            responses=error_responses(InvalidQuery, UnknownStop, NoFeeds, BadRequest))
+            responses=error_responses(InvalidQuery, UnknownStop, NoFeeds, BadRequest, RateLimited))
 def plan(
     request: Request,
     from_: Annotated[str, Query(alias="from", min_length=1, max_length=200,
