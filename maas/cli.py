@@ -135,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     from typer.exceptions import TyperException
 
     from maas.errors import domain_error_classes
+    from maas.logging import configure_logging
 
+    # Log lines go to stderr (stdout carries the commands' output, e.g. JSON); the server reconfigures.
+    configure_logging("WARNING", json=False)
     try:
         result = app(args=argv, standalone_mode=False)
         if isinstance(result, int) and result:

@@ -60,14 +60,17 @@ def _parse_time(value: str | None, name: str) -> dt.datetime | None:
     return parsed
 
 
-def _load_snapshot(footpaths: Path | None = None):  # noqa: ANN202
-    from maas.feeds import build_timetable, list_sources
+def _load_snapshot():  # noqa: ANN202
+    """The timetable and fares of the imported feeds, as the server would serve them."""
+    from maas.db import get_engine
+    from maas.feeds import NoFeeds
+    from maas.planner import Planner
 
     _upgrade()
-    with _session_scope() as session:
-        sources = list_sources(session)
-    tt, _ = build_timetable(_settings(), sources, footpaths)
-    return tt
+    snap = Planner(_settings(), get_engine(_settings())).refresh()
+    if snap is None:
+        raise NoFeeds("no feeds are imported yet: run `maas feeds import PATH --feed-id ID` first")
+    return snap
 
 
 def _describe(it: dict[str, Any]) -> str:
@@ -78,8 +81,10 @@ def _describe(it: dict[str, Any]) -> str:
         else:
             legs.append(f"{leg['mode'].lower()} {leg.get('route_name') or leg.get('route_id')} "
                         f"{leg['from']['name']} {leg['departure'][11:16]} -> {leg['to']['name']} {leg['arrival'][11:16]}")
+    fare = it.get("fare")
+    price = f", {fare['amount'] / 100:.2f} {fare['currency']}" if fare else ""
     return (f"{it['departure'][11:16]} -> {it['arrival'][11:16]} ({it['duration_s'] // 60} min, "
-            f"{it['transfers']} transfer(s), walk {it['walk_m']} m)" + "".join(f"\n    {leg}" for leg in legs))
+            f"{it['transfers']} transfer(s), walk {it['walk_m']} m{price})" + "".join(f"\n    {leg}" for leg in legs))
 
 
 @app.command("plan")
@@ -108,7 +113,7 @@ def plan_cmd(
     if batch is not None:
         if not batch.exists():
             raise CliError(f"no such file: {batch}")
-        tt = _load_snapshot()
+        snap = _load_snapshot()
         with batch.open(encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, 1):
                 if not line.strip():
@@ -118,7 +123,7 @@ def plan_cmd(
                     req = PlanRequest(origin=str(q["from"]), destination=str(q["to"]),
                                       depart_at=_parse_time(q.get("depart"), "depart"),
                                       arrive_by=_parse_time(q.get("arrive_by"), "arrive_by"), **common)
-                    out = {"query": q, "itineraries": plan(tt, req)}
+                    out = {"query": q, "itineraries": [snap.price(it) for it in plan(snap.timetable, req)]}
                 except (ValueError, KeyError, TypeError, CliError, RoutingError) as exc:
                     message = getattr(exc, "message", None) or str(exc)
                     out = {"query": line.strip(), "error": {"code": getattr(exc, "code", "invalid_query_line"),
@@ -129,10 +134,10 @@ def plan_cmd(
         raise CliError("give --from and --to (or --batch FILE)")
     if (depart is None) == (arrive_by is None):
         raise CliError("give exactly one of --depart and --arrive-by")
-    tt = _load_snapshot()
+    snap = _load_snapshot()
     req = PlanRequest(origin=from_, destination=to, depart_at=_parse_time(depart, "--depart"),
                       arrive_by=_parse_time(arrive_by, "--arrive-by"), window_s=window_s, **common)
-    itineraries = plan(tt, req)
+    itineraries = [snap.price(it) for it in plan(snap.timetable, req)]
     if as_json:
         typer.echo(json.dumps({"itineraries": itineraries}, ensure_ascii=False, indent=2))
         return
@@ -180,8 +185,7 @@ def realtime_load(
 
     if not path.exists():
         raise CliError(f"no such file: {path}")
-    tt = _load_snapshot()
-    overlay = apply_trip_updates(tt, path.read_bytes(), feed_id)
+    overlay = apply_trip_updates(_load_snapshot().timetable, path.read_bytes(), feed_id)
     info = overlay.summary() if hasattr(overlay, "summary") else {}
     typer.echo(json.dumps(info, default=str))
 

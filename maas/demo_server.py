@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,10 @@ def build_demo(settings: Settings) -> dict[str, Any]:
     engine = get_engine(settings)
     city_dir = settings.data_dir / "demo-city"
     feeds = write_demo_city(city_dir)
+    # The city's platform fare configuration (cross-operator discounts, operator fare tables) becomes ours.
+    settings.platform_dir.mkdir(parents=True, exist_ok=True)
+    for item in (city_dir / "platform").iterdir():
+        shutil.copyfile(item, settings.platform_dir / item.name)
     reports = []
     for feed in feeds:
         with session_scope(engine) as session:

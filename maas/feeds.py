@@ -20,6 +20,7 @@ from routing.compile import CompileOptions
 from routing.errors import FeedError
 from routing.feeds import FeedReport, FeedSource, validate_feed
 from routing.timetable import Timetable
+from ticketing.fares.engine import FareEngine
 
 
 class FeedNotFound(NotFound):
@@ -78,6 +79,23 @@ def build_timetable(settings: Settings, sources: list[FeedSource],
     if not sources:
         raise NoFeeds("no feeds are imported yet: run `maas feeds import PATH --feed-id ID` first")
     return load_or_compile(sources, settings.timetable_dir, compile_options(settings, footpaths_file))
+
+
+AGREEMENTS_FILE = "fare_agreements.json"
+OPERATOR_TABLES_FILE = "operator_fare_tables.json"
+
+
+def build_fare_engine(settings: Settings, sources: list[FeedSource]) -> FareEngine:
+    """Fares of the imported feeds plus the platform's agreements and operator fare tables."""
+    platform = settings.platform_dir
+    agreements = platform / AGREEMENTS_FILE
+    tables = platform / OPERATOR_TABLES_FILE
+    return FareEngine.from_feeds(
+        [(s.feed_id, s.path) for s in sources],
+        agreements=agreements if agreements.exists() else None,
+        operator_tables=tables if tables.exists() else None,
+        operators={s.feed_id: s.operator_id for s in sources},
+    )
 
 
 class NoFeeds(MaasError):

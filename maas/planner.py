@@ -7,6 +7,7 @@ reference in one assignment, so a query always sees one consistent version.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,10 +17,11 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from maas.db import session_scope
-from maas.feeds import build_timetable, list_sources
+from maas.feeds import build_fare_engine, build_timetable, list_sources
 from maas.settings import Settings
 from routing.feeds import FeedSource
 from routing.timetable import Timetable
+from ticketing.fares.engine import FareEngine
 
 log = structlog.get_logger("maas.planner")
 
@@ -32,6 +34,15 @@ class Snapshot:
     from_cache: bool
     realtime: Any = None  #: a routing.realtime.RealtimeOverlay
     realtime_info: dict[str, Any] = field(default_factory=dict)
+    fares: FareEngine | None = None
+
+    def price(self, itinerary: dict[str, Any], rider_category: str = "adult") -> dict[str, Any]:
+        """The itinerary with its ``fare`` filled in (null where no fare data covers a leg)."""
+        if self.fares is None:
+            return itinerary
+        quote = self.fares.price_itinerary(itinerary, rider_category=rider_category)
+        total = quote.total
+        return {**itinerary, "fare": {"amount": total.amount, "currency": total.currency} if total else None}
 
 
 class Planner:
@@ -54,7 +65,8 @@ class Planner:
         with self._lock:
             started = time.perf_counter()
             tt, cached = build_timetable(self.settings, sources)
-            snap = Snapshot(timetable=tt, sources=tuple(sources), loaded_at=time.time(), from_cache=cached)
+            snap = Snapshot(timetable=tt, sources=tuple(sources), loaded_at=time.time(), from_cache=cached,
+                            fares=build_fare_engine(self.settings, sources))
             self._snapshot = snap
             log.info("timetable_loaded", feeds=[s.feed_id for s in sources], from_cache=cached,
                      seconds=round(time.perf_counter() - started, 3))
@@ -72,8 +84,7 @@ class Planner:
 
             overlay = apply_trip_updates(snap.timetable, data, feed_id)
             info = overlay.summary() if hasattr(overlay, "summary") else {"feed_id": feed_id}
-            self._snapshot = Snapshot(timetable=snap.timetable, sources=snap.sources, loaded_at=snap.loaded_at,
-                                      from_cache=snap.from_cache, realtime=overlay, realtime_info=info)
+            self._snapshot = dataclasses.replace(snap, realtime=overlay, realtime_info=info)
             return info
 
     def info(self) -> dict[str, Any] | None:

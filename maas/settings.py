@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     #: ``group=requests/seconds`` per client (bearer token or address); 0 requests disables a group.
     rate_limits: str = "auth=30/60,plan=240/60,gates=1200/60"
 
+    #: Platform fare configuration: ``fare_agreements.json`` (cross-operator transfer discounts) and
+    #: ``operator_fare_tables.json`` (fares of feeds without fare files). Default ``<data_dir>/platform``.
+    fare_config_dir: Path | None = None
+
     # Routing defaults.
     walk_radius_m: float = Field(default=500.0, gt=0)
     walk_speed_m_s: float = Field(default=1.3, gt=0)
@@ -127,6 +131,10 @@ class Settings(BaseSettings):
     @property
     def redis_backend(self) -> str:
         return "redis" if self.redis_url else "in-process"
+
+    @property
+    def platform_dir(self) -> Path:
+        return self.fare_config_dir or self.data_dir / "platform"
 
     @property
     def timetable_dir(self) -> Path:

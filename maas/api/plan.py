@@ -59,6 +59,7 @@ def plan(
     modes: Annotated[str | None, Query(max_length=100, description="comma list of BUS,TRAM,SUBWAY,RAIL,COACH,FERRY")] = None,
     wheelchair: bool = False,
     max_itineraries: Annotated[int, Query(ge=1, le=20)] = 5,
+    rider_category: Annotated[str, Query(max_length=40, description="fare category: adult, child, senior, disabled ...")] = "adult",
 ) -> PlanOut:
     if (depart_at is None) == (arrive_by is None):
         raise InvalidQuery("give exactly one of depart_at and arrive_by")
@@ -73,8 +74,5 @@ def plan(
         wheelchair=wheelchair, max_itineraries=max_itineraries,
     )
     itineraries = run_plan(snap.timetable, req, realtime=snap.realtime)
-    pricer = getattr(request.app.state, "price_itinerary", None)
-    if pricer is not None:
-        itineraries = [pricer(it) for it in itineraries]
-    return PlanOut(itineraries=itineraries)
+    return PlanOut(itineraries=[snap.price(it, rider_category) for it in itineraries])
 
