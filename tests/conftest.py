@@ -97,10 +97,10 @@ def settings(backend: dict, tmp_path: Path):  # noqa: ANN201
     if backend["kind"] == "embedded":
         data_dir = tmp_path / "data"
         _shutil.copytree(backend["template"], data_dir)
-        s = load_settings(environment="test", data_dir=data_dir, rate_limits=TEST_RATE_LIMITS)
+        s = load_settings(environment="test", data_dir=data_dir, rate_limits=TEST_RATE_LIMITS, log_level="WARNING")
     else:
         s = load_settings(environment="test", data_dir=tmp_path / "data", database_url=backend["database_url"],
-                          redis_url=REDIS_TEST_URL, rate_limits=TEST_RATE_LIMITS)
+                          redis_url=REDIS_TEST_URL, rate_limits=TEST_RATE_LIMITS, log_level="WARNING")
         import sqlalchemy as sa
 
         engine = get_engine(s)
