@@ -21,6 +21,7 @@ from routing.errors import FeedError
 from routing.feeds import FeedReport, FeedSource, validate_feed
 from routing.timetable import Timetable
 from ticketing.fares.engine import FareEngine
+from maas.demo import read_seat_capacity
 
 
 class FeedNotFound(NotFound):
@@ -85,17 +86,33 @@ AGREEMENTS_FILE = "fare_agreements.json"
 OPERATOR_TABLES_FILE = "operator_fare_tables.json"
 
 
+def _platform_file(settings: Settings, configured: Path | None, name: str,
+                   sources: list[FeedSource]) -> Path | None:
+    """The configured file; else ``<data_dir>/platform/<name>``; else the demo layout's
+    ``<feeds' parent>/platform/<name>``; else none."""
+    if configured is not None:
+        return configured
+    candidates = [settings.platform_dir / name, *(Path(s.path).parent / "platform" / name for s in sources)]
+    return next((c for c in candidates if c.is_file()), None)
+
+
 def build_fare_engine(settings: Settings, sources: list[FeedSource]) -> FareEngine:
     """Fares of the imported feeds plus the platform's agreements and operator fare tables."""
-    platform = settings.platform_dir
-    agreements = platform / AGREEMENTS_FILE
-    tables = platform / OPERATOR_TABLES_FILE
     return FareEngine.from_feeds(
         [(s.feed_id, s.path) for s in sources],
-        agreements=agreements if agreements.exists() else None,
-        operator_tables=tables if tables.exists() else None,
+        agreements=_platform_file(settings, settings.fare_agreements_file, AGREEMENTS_FILE, sources),
+        operator_tables=_platform_file(settings, settings.operator_fare_tables_file, OPERATOR_TABLES_FILE, sources),
         operators={s.feed_id: s.operator_id for s in sources},
     )
+
+
+def build_seat_capacity(sources: list[FeedSource]) -> dict[str, int]:
+    """Namespaced trip id -> seats of reserved-seat trips (operator configuration: ``seat_capacity.txt``)."""
+    caps: dict[str, int] = {}
+    for s in sources:
+        if Path(s.path).is_dir():
+            caps.update({f"{s.feed_id}:{trip}": n for trip, n in read_seat_capacity(Path(s.path)).items()})
+    return caps
 
 
 class NoFeeds(MaasError):

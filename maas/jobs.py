@@ -38,11 +38,23 @@ def purge_refresh_tokens(session: Session, settings: Settings, now: dt.datetime)
     return f"{result.rowcount or 0} expired refresh tokens purged"
 
 
+#: Modules that register jobs with `@job` when imported.
+JOB_MODULES = ("maas.journeys",)
+
+
+def load_job_modules() -> None:
+    import importlib
+
+    for name in JOB_MODULES:
+        importlib.import_module(name)
+
+
 class UnknownJob(NotFound):
     code = "unknown_job"
 
 
 def run_jobs(settings: Settings, name: str | None = None, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    load_job_modules()
     now = now or utcnow()
     if name is not None and name not in JOBS:
         raise UnknownJob(f"no job named {name!r}; known: {', '.join(sorted(JOBS))}")

@@ -17,7 +17,7 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from maas.db import session_scope
-from maas.feeds import build_fare_engine, build_timetable, list_sources
+from maas.feeds import NoFeeds, build_fare_engine, build_seat_capacity, build_timetable, list_sources
 from maas.settings import Settings
 from routing.feeds import FeedSource
 from routing.timetable import Timetable
@@ -35,6 +35,8 @@ class Snapshot:
     realtime: Any = None  #: a routing.realtime.RealtimeOverlay
     realtime_info: dict[str, Any] = field(default_factory=dict)
     fares: FareEngine | None = None
+    #: Namespaced trip id -> seats, for reserved-seat (coach) trips.
+    seat_capacity: dict[str, int] = field(default_factory=dict)
 
     def price(self, itinerary: dict[str, Any], rider_category: str = "adult") -> dict[str, Any]:
         """The itinerary with its ``fare`` filled in (null where no fare data covers a leg)."""
@@ -66,19 +68,25 @@ class Planner:
             started = time.perf_counter()
             tt, cached = build_timetable(self.settings, sources)
             snap = Snapshot(timetable=tt, sources=tuple(sources), loaded_at=time.time(), from_cache=cached,
-                            fares=build_fare_engine(self.settings, sources))
+                            fares=build_fare_engine(self.settings, sources),
+                            seat_capacity=build_seat_capacity(sources))
             self._snapshot = snap
             log.info("timetable_loaded", feeds=[s.feed_id for s in sources], from_cache=cached,
                      seconds=round(time.perf_counter() - started, 3))
             return snap
+
+    def current(self) -> Snapshot:
+        """The serving snapshot, loading it on first use; NoFeeds when nothing is imported."""
+        snap = self._snapshot or self.refresh()
+        if snap is None:
+            raise NoFeeds("no timetable is loaded: import a feed first")
+        return snap
 
     def apply_realtime(self, data: bytes, feed_id: str) -> dict[str, Any]:
         """Apply a GTFS-Realtime TripUpdates snapshot without recompiling."""
         with self._lock:
             snap = self._snapshot
             if snap is None:
-                from maas.feeds import NoFeeds
-
                 raise NoFeeds("no timetable is loaded")
             from routing.realtime import apply_trip_updates
 

@@ -71,15 +71,22 @@ class Settings(BaseSettings):
     operator_fare_tables_file: Path | None = None
     refund_rules_file: Path | None = None
 
+    # Face credentials (ticketing.faces). Threshold: None = the calibrated default of the encoder
+    # (ticketing.credentials.face.DEFAULT_THRESHOLD); recalibrate with `maas faces calibrate`.
+    face_threshold: float | None = Field(default=None, gt=0, lt=4)
+    #: Refuse face validations that carry no passed liveness verdict from the gate.
+    face_require_liveness: bool = False
+    #: Templates are deleted this many days after the traveller's last leg ends.
+    face_retention_days: int = Field(default=30, ge=0)
+    face_max_image_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    #: Gates allowed to send their own embeddings instead of images: comma-separated gate ids, "*" all, "" none.
+    face_embedding_gates: str = "*"
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     #: ``group=requests/seconds`` per client (bearer token or address); 0 requests disables a group.
     rate_limits: str = "auth=30/60,plan=240/60,gates=1200/60"
-
-    #: Platform fare configuration: ``fare_agreements.json`` (cross-operator transfer discounts) and
-    #: ``operator_fare_tables.json`` (fares of feeds without fare files). Default ``<data_dir>/platform``.
-    fare_config_dir: Path | None = None
 
     # Routing defaults.
     walk_radius_m: float = Field(default=500.0, gt=0)
@@ -134,7 +141,9 @@ class Settings(BaseSettings):
 
     @property
     def platform_dir(self) -> Path:
-        return self.fare_config_dir or self.data_dir / "platform"
+        """Platform fare configuration: ``fare_agreements.json`` (cross-operator transfer discounts) and
+        ``operator_fare_tables.json`` (fares of feeds without fare files); the ``*_file`` settings override."""
+        return self.data_dir / "platform"
 
     @property
     def timetable_dir(self) -> Path:

@@ -34,3 +34,124 @@ class TicketingError(Exception):
     def to_dict(self) -> dict[str, Any]:
         """The contract's error body: ``{"error": {"code", "message", "details"}}``."""
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+# --------------------------------------------------------------------------- offers, orders, payments, tickets
+
+
+class NotFound(TicketingError):
+    code = "not_found"
+    status = 404
+
+
+class OfferNotFound(NotFound):
+    code = "offer_not_found"
+
+
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+
+
+class TicketNotFound(NotFound):
+    code = "ticket_not_found"
+
+
+class Conflict(TicketingError):
+    code = "conflict"
+    status = 409
+
+
+class ItineraryMismatch(Conflict):
+    """A leg of the itinerary does not match the loaded timetable (tampered, or planned on older data)."""
+
+    code = "itinerary_mismatch"
+
+
+class ItineraryDeparted(Conflict):
+    """The itinerary's first ride has already left."""
+
+    code = "itinerary_departed"
+
+
+class InvalidItinerary(TicketingError):
+    code = "invalid_itinerary"
+    status = 422
+
+
+class LegNotPriced(TicketingError):
+    """No fare data prices a leg for a rider category: the offer cannot be made."""
+
+    code = "leg_not_priced"
+    status = 422
+
+
+class NoSeatCapacity(TicketingError):
+    code = "no_seat_capacity"
+    status = 422
+
+
+class SoldOut(Conflict):
+    code = "sold_out"
+
+
+class OfferExpired(Conflict):
+    code = "offer_expired"
+
+
+class OfferAlreadyOrdered(Conflict):
+    code = "offer_already_ordered"
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "idempotency_key_reused"
+
+
+class TravelersMismatch(TicketingError):
+    code = "travelers_mismatch"
+    status = 422
+
+
+class UnsupportedIdType(TicketingError):
+    code = "unsupported_id_type"
+    status = 422
+
+
+class IllegalTransition(Conflict):
+    """An order state change the state machine does not allow."""
+
+    code = "illegal_transition"
+
+
+class PaymentProviderError(TicketingError):
+    """The payment provider refused or failed a request (its message is passed on)."""
+
+    code = "payment_provider_error"
+    status = 502
+
+
+class ProviderNotAvailable(TicketingError):
+    code = "payment_provider_unavailable"
+    status = 503
+
+
+class InvalidWebhook(TicketingError):
+    code = "invalid_webhook_signature"
+    status = 400
+
+
+class SandboxDisabled(NotFound):
+    code = "sandbox_disabled"
+
+
+class LegNotRefundable(Conflict):
+    code = "leg_not_refundable"
+
+
+class InvalidDeviceKey(TicketingError):
+    code = "invalid_device_key"
+    status = 422
+
+
+class GateMismatch(TicketingError):
+    code = "gate_mismatch"
+    status = 403

@@ -63,10 +63,7 @@ def plan(
 ) -> PlanOut:
     if (depart_at is None) == (arrive_by is None):
         raise InvalidQuery("give exactly one of depart_at and arrive_by")
-    planner = request.app.state.planner
-    snap = planner.snapshot or planner.refresh()
-    if snap is None:
-        raise NoFeeds("no timetable is loaded: import a feed first")
+    snap = request.app.state.planner.current()
     req = PlanRequest(
         origin=from_, destination=to, depart_at=_aware(depart_at, "depart_at"),
         arrive_by=_aware(arrive_by, "arrive_by"), window_s=window_s, max_transfers=max_transfers,

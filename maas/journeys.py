@@ -1,0 +1,107 @@
+"""Composition of ticketing and clearing: one journey purchase, its ledger, its jobs.
+
+Ticketing never imports clearing; this module hands ticketing a `ClearingLedger`
+that calls ``clearing.interface`` with the caller's session, so a ticket sale,
+a gate admission, a refund or an expiry and its ledger entries commit or roll
+back in one transaction.
+
+`TicketingRuntime` holds the per-process pieces built from settings: the
+personal-data keyring, the QR issuer keys, the payment provider and the
+refund rules. The API reaches it through `runtime(app)`. Fares and seat
+capacities belong to the serving timetable snapshot (`maas.planner`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Any
+
+from sqlmodel import Session
+
+from clearing import interface as clearing
+from maas.db import utcnow
+from maas.jobs import job
+from maas.redis_client import get_redis
+from maas.settings import Settings
+from ticketing import ledger as tl
+from ticketing.crypto import Keyring
+from ticketing.payments import PaymentProvider, make_provider
+from ticketing.qr import IssuerKeys
+from ticketing.refunds import RefundRules
+from ticketing.tasks import expire_legs, expire_orders
+
+class ClearingLedger:
+    """`ticketing.ledger.Ledger` backed by the clearing package."""
+
+    def sale(self, session: Session, sale: tl.Sale) -> None:
+        clearing.record_sale(session, clearing.SaleRecord(
+            ticket_id=sale.ticket_id, order_id=sale.order_id, currency=sale.currency, paid_amount=sale.paid_amount,
+            sold_at=sale.sold_at,
+            legs=tuple(clearing.SaleLeg(leg_id=x.leg_id, operator_id=x.operator_id, service_date=x.service_date,
+                                        distance_m=x.distance_m, standalone_fare=x.standalone_fare)
+                       for x in sale.legs)))
+
+    def refund(self, session: Session, refund: tl.RefundEvent) -> None:
+        clearing.record_refund(session, clearing.RefundRecord(
+            refund_id=refund.refund_id, ticket_id=refund.ticket_id, leg_ids=refund.leg_ids, amount=refund.amount,
+            currency=refund.currency, refunded_at=refund.refunded_at))
+
+    def use(self, session: Session, use: tl.Use) -> None:
+        clearing.record_use(session, clearing.UseRecord(leg_id=use.leg_id, ticket_id=use.ticket_id,
+                                                        operator_id=use.operator_id, used_at=use.used_at,
+                                                        gate_id=use.gate_id))
+
+    def expiry(self, session: Session, *, leg_id: str, expired_at: dt.datetime) -> None:
+        clearing.record_expiry(session, leg_id=leg_id, expired_at=expired_at)
+
+
+class TicketingRuntime:
+    """Per-process ticketing state (thread-safe lazy builds)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keyring = Keyring.from_settings(settings.secret("pii_keys"), settings.secret("blind_index_key"))
+        self.issuer = IssuerKeys(settings.secret("issuer_keys"))
+        self.refund_rules = RefundRules.load(settings.refund_rules_file)
+        self.ledger = ClearingLedger()
+        self._provider: PaymentProvider | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def provider(self) -> PaymentProvider:
+        if self._provider is None:
+            s = self.settings
+            self._provider = make_provider(
+                environment=s.environment,
+                stripe_api_key=s.stripe_api_key.get_secret_value() if s.stripe_api_key else None,
+                stripe_webhook_secret=s.stripe_webhook_secret.get_secret_value() if s.stripe_webhook_secret else None,
+                stripe_api_base=s.stripe_api_base)
+        return self._provider
+
+
+def runtime(app: Any) -> TicketingRuntime:
+    """The app's `TicketingRuntime` (created on first use)."""
+    rt = getattr(app.state, "ticketing", None)
+    if rt is None:
+        rt = app.state.ticketing = TicketingRuntime(app.state.settings)
+    return rt
+
+
+def now(app: Any) -> dt.datetime:
+    """The app's clock (tests on past feeds set ``app.state.clock``)."""
+    clock = getattr(app.state, "clock", None)
+    # stored times are UTC: SQLite keeps no offset, so a local time would come back shifted
+    return clock().astimezone(dt.UTC) if clock is not None else utcnow()
+
+
+@job("ticketing.expire_orders")
+def _expire_orders(session: Session, settings: Settings, at: dt.datetime) -> str:
+    n = expire_orders(session, redis_client=get_redis(settings), now=at)
+    return f"{n} unpaid orders expired"
+
+
+@job("ticketing.expire_legs")
+def _expire_legs(session: Session, settings: Settings, at: dt.datetime) -> str:
+    n = expire_legs(session, ledger=ClearingLedger(), now=at)
+    return f"{n} ticket legs expired"

@@ -1,0 +1,198 @@
+"""Gate validation: online scans (QR or ID number) and offline taps uploaded later.
+
+A leg is admitted once: the ``unused -> used`` change is one conditional
+``UPDATE ... WHERE status = 'unused'`` whose row count decides, so concurrent
+scans of one code on any number of workers admit exactly one (PostgreSQL
+re-checks the condition after the row lock; SQLite serialises writers).
+Every decision, accepted or not, is recorded as a `GateValidation` with a reason
+code; admitted legs are reported to the ledger in the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from ticketing.crypto import Keyring
+from ticketing.ledger import Ledger, Use
+from ticketing.models import LegStatus, Ticket, TicketLeg, Traveler, GateValidation
+from ticketing.qr import QRRejected, verify_qr
+from ticketing.tickets import list_legs, refresh_ticket_status
+
+#: Reasons a gate may answer with (besides the QR codes of `ticketing.qr.verify_qr`).
+REASONS = ("malformed", "unknown_key", "bad_signature", "bad_device_signature", "expired_qr", "outside_validity",
+           "unknown_ticket", "revoked", "wrong_operator", "wrong_stop", "already_used", "refunded", "expired",
+           "not_yet_valid")
+
+
+@dataclass(frozen=True)
+class GateContext:
+    gate_id: str
+    operator_id: str
+    stop_id: str
+
+
+@dataclass
+class Decision:
+    result: str  # accepted | rejected | flagged | duplicate_upload
+    reason: str | None
+    ticket_id: str | None = None
+    leg_id: str | None = None
+    flag: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"result": self.result, "reason": self.reason, "ticket_id": self.ticket_id, "leg_id": self.leg_id}
+        if self.flag:
+            out["flag"] = self.flag
+        return out
+
+
+def _pick_leg(legs: list[TicketLeg], gate: GateContext, at: dt.datetime) -> tuple[TicketLeg | None, str | None]:
+    """The leg this gate may admit at ``at``, or ``(None, reason)``."""
+    mine = [x for x in legs if x.operator_id == gate.operator_id]
+    if not mine:
+        return None, "wrong_operator"
+    here = [x for x in mine if gate.stop_id in (x.from_stop_id, x.from_station_id)]
+    if not here:
+        return None, "wrong_stop"
+    for x in here:
+        if x.status == LegStatus.unused and x.valid_from <= at <= x.valid_until:
+            return x, None
+    states = {x.status for x in here}
+    if LegStatus.unused in states:
+        unused = [x for x in here if x.status == LegStatus.unused]
+        return (None, "not_yet_valid") if all(at < x.valid_from for x in unused) else (None, "outside_validity")
+    for status, reason in ((LegStatus.used, "already_used"), (LegStatus.refunded, "refunded"),
+                           (LegStatus.expired, "expired")):
+        if status in states:
+            return next(x for x in here if x.status == status), reason
+    return None, "outside_validity"
+
+
+def _admit(session: Session, leg: TicketLeg, gate: GateContext, at: dt.datetime) -> bool:
+    result = session.execute(
+        update(TicketLeg)
+        .where(TicketLeg.leg_id == leg.leg_id, TicketLeg.status == LegStatus.unused.value)
+        .values(status=LegStatus.used.value, used_at=at, used_gate_id=gate.gate_id)
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+def _record(session: Session, gate: GateContext, d: Decision, *, method: str, at: dt.datetime, now: dt.datetime,
+            source: str = "online", tap_id: str | None = None) -> GateValidation:
+    row = GateValidation(gate_id=gate.gate_id, operator_id=gate.operator_id, stop_id=gate.stop_id,
+                         ticket_id=d.ticket_id, leg_id=d.leg_id, result=d.result, reason=d.reason, method=method,
+                         source=source, tap_id=tap_id, flag=d.flag, scanned_at=at, recorded_at=now)
+    session.add(row)
+    return row
+
+
+def _decide(session: Session, tickets: list[Ticket], gate: GateContext, *, at: dt.datetime, ledger: Ledger,
+            offline: bool) -> Decision:
+    last: Decision | None = None
+    for ticket in tickets:
+        if ticket.status == "refunded":
+            last = Decision("rejected", "revoked", ticket.ticket_id)
+            continue
+        legs = list_legs(session, ticket.ticket_id)
+        leg, reason = _pick_leg(legs, gate, at)
+        if leg is None or reason is not None:
+            last = Decision("rejected", reason, ticket.ticket_id, leg.leg_id if leg else None)
+            if offline and reason == "already_used" and leg is not None:
+                last = Decision("flagged", reason, ticket.ticket_id, leg.leg_id,
+                                "replay" if leg.used_gate_id == gate.gate_id else "conflict")
+            continue
+        if not _admit(session, leg, gate, at):
+            session.refresh(leg)
+            if offline:
+                return Decision("flagged", "already_used", ticket.ticket_id, leg.leg_id,
+                                "replay" if leg.used_gate_id == gate.gate_id else "conflict")
+            return Decision("rejected", "already_used", ticket.ticket_id, leg.leg_id)
+        session.refresh(leg)
+        refresh_ticket_status(session, ticket)
+        ledger.use(session, Use(leg_id=leg.leg_id, ticket_id=ticket.ticket_id, operator_id=leg.operator_id,
+                                used_at=at, gate_id=gate.gate_id))
+        return Decision("accepted", None, ticket.ticket_id, leg.leg_id)
+    return last or Decision("rejected", "unknown_ticket")
+
+
+def validate_qr(session: Session, gate: GateContext, *, payload: str, keys: dict[str, Ed25519PublicKey],
+                ledger: Ledger, now: dt.datetime, ttl_s: int) -> Decision:
+    """Online scan of a QR payload (either kind)."""
+    try:
+        v = verify_qr(payload, keys, now=now, ttl_s=ttl_s)
+    except QRRejected as exc:
+        d = Decision("rejected", exc.code)
+        _record(session, gate, d, method="qr", at=now, now=now)
+        return d
+    ticket = session.get(Ticket, v.ticket_id)
+    d = _decide(session, [ticket] if ticket else [], gate, at=now, ledger=ledger, offline=False)
+    if ticket is None:
+        d = Decision("rejected", "unknown_ticket", v.ticket_id)
+    _record(session, gate, d, method=v.kind, at=now, now=now)
+    return d
+
+
+def validate_id_number(session: Session, gate: GateContext, *, id_number: str, id_type: str, keyring: Keyring,
+                       ledger: Ledger, now: dt.datetime) -> Decision:
+    """Online check of a traveller's ID document (一证通行): found by blind index, never by clear number."""
+    index = keyring.blind_index(id_number, f"id_number:{id_type}")
+    travelers = session.exec(select(Traveler.traveler_id).where(Traveler.id_number_index == index)).all()
+    tickets = list(session.exec(select(Ticket).where(Ticket.traveler_id.in_(travelers))  # type: ignore[attr-defined]
+                                .order_by(Ticket.valid_from))) if travelers else []
+    d = _decide(session, tickets, gate, at=now, ledger=ledger, offline=False)
+    _record(session, gate, d, method="id_number", at=now, now=now)
+    return d
+
+
+@dataclass(frozen=True)
+class Tap:
+    tap_id: str
+    payload: str
+    scanned_at: dt.datetime
+
+
+def upload_taps(session: Session, gate: GateContext, taps: list[Tap], *, keys: dict[str, Ed25519PublicKey],
+                ledger: Ledger, now: dt.datetime, ttl_s: int) -> list[Decision]:
+    """Offline validations uploaded in a batch: each is checked as of its scan time.
+
+    A tap already uploaded (same gate and ``tap_id``) is ``duplicate_upload``;
+    a leg already used is ``flagged`` as ``replay`` (same gate) or
+    ``conflict`` (another gate) and never counted twice.
+    """
+    out = []
+    taps = [Tap(t.tap_id, t.payload, t.scanned_at.astimezone(dt.UTC)) for t in taps]
+    for tap in taps:
+        seen = session.exec(select(GateValidation).where(GateValidation.gate_id == gate.gate_id,
+                                                     GateValidation.tap_id == tap.tap_id)).first()
+        if seen is not None:
+            out.append(Decision("duplicate_upload", seen.reason, seen.ticket_id, seen.leg_id, seen.flag))
+            continue
+        try:
+            v = verify_qr(tap.payload, keys, now=tap.scanned_at, ttl_s=ttl_s)
+        except QRRejected as exc:
+            d = Decision("rejected", exc.code)
+            method = "qr"
+        else:
+            method = v.kind
+            ticket = session.get(Ticket, v.ticket_id)
+            d = (_decide(session, [ticket], gate, at=tap.scanned_at, ledger=ledger, offline=True) if ticket
+                 else Decision("rejected", "unknown_ticket", v.ticket_id))
+        _record(session, gate, d, method=method, at=tap.scanned_at, now=now, source="offline", tap_id=tap.tap_id)
+        session.flush()
+        out.append(d)
+    return out
+
+
+def revocations(session: Session, *, now: dt.datetime) -> dict[str, list[str]]:
+    """Ticket and leg ids that must not pass any more although their credential is still valid."""
+    tickets = session.exec(select(Ticket.ticket_id).where(Ticket.status == "refunded",
+                                                          Ticket.valid_until >= now)).all()
+    legs = session.exec(select(TicketLeg.leg_id).where(TicketLeg.status == LegStatus.refunded.value,
+                                                       TicketLeg.valid_until >= now)).all()
+    return {"revoked_tickets": sorted(tickets), "revoked_legs": sorted(legs)}

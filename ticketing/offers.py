@@ -1,0 +1,321 @@
+"""Offers: an itinerary re-checked against the timetable, priced per leg and traveller, seats held.
+
+The client sends back an itinerary it got from ``/v1/plan``. Nothing in it is
+trusted: every transit leg is looked up in the loaded `routing.timetable.Timetable`
+(the trip must run on that service date and call at both stops at exactly
+those times) and the leg that is priced and sold is the one rebuilt from the
+timetable. Prices come from the fare engine (`ticketing.fares.FareEngine`);
+reserved-seat legs hold seats in Redis (`ticketing.seats`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import redis
+from sqlmodel import Session
+
+from routing.timetable import MODES, PICKUP_NONE, Timetable
+from ticketing import seats
+from ticketing.errors import (
+    InvalidItinerary,
+    ItineraryDeparted,
+    ItineraryMismatch,
+    LegNotPriced,
+    NoSeatCapacity,
+    OfferNotFound,
+    SoldOut,
+)
+from ticketing.fares.concessions import PLATFORM_CATEGORIES
+from ticketing.fares.errors import UnknownRiderCategory
+from ticketing.models import Offer, new_id
+
+#: Modes sold with a reserved seat (客运班线): their trips need a configured capacity.
+RESERVED_MODES = frozenset({"COACH"})
+
+
+class Pricer(Protocol):
+    def price_legs(self, legs: Sequence[dict[str, Any]], rider_category: str = "adult",
+                   fare_media: str | None = None) -> Any: ...
+
+
+# --------------------------------------------------------------------------- re-check
+
+
+_TRIP_INDEX: weakref.WeakKeyDictionary[Timetable, dict[str, list[int]]] = weakref.WeakKeyDictionary()
+
+
+def _trip_index(tt: Timetable) -> dict[str, list[int]]:
+    idx = _TRIP_INDEX.get(tt)
+    if idx is None:
+        idx = {}
+        for t, trip_id in enumerate(tt.trip_ids.tolist()):
+            idx.setdefault(trip_id, []).append(t)
+        _TRIP_INDEX[tt] = idx
+    return idx
+
+
+def _parse_time(value: Any, where: str) -> dt.datetime:
+    try:
+        t = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        raise InvalidItinerary(f"{where} is not an ISO 8601 time", details={"field": where}) from None
+    if t.tzinfo is None:
+        raise InvalidItinerary(f"{where} has no UTC offset", details={"field": where})
+    return t
+
+
+def _stop_ref(tt: Timetable, s: int) -> dict[str, Any]:
+    parent = int(tt.stop_parent[s])
+    return {"stop_id": str(tt.stop_ids[s]), "name": str(tt.stop_names[s]),
+            "lat": float(tt.stop_lat[s]), "lon": float(tt.stop_lon[s]),
+            "parent_station": str(tt.stop_ids[parent]) if parent >= 0 else None}
+
+
+def _field(leg: dict[str, Any], name: str, i: int) -> Any:
+    value = leg.get(name)
+    if value in (None, ""):
+        raise InvalidItinerary(f"leg {i}: {name} is missing", details={"leg_index": i, "field": name})
+    return value
+
+
+def recheck_leg(tt: Timetable, leg: dict[str, Any], i: int, realtime: Any = None) -> dict[str, Any]:
+    """The transit leg ``leg`` rebuilt from the timetable; raises `ItineraryMismatch` if no trip matches.
+
+    With a ``realtime`` overlay (`routing.realtime.RealtimeOverlay`) the leg may
+    carry either the scheduled or the predicted times, and a cancelled trip
+    does not match. Returns an API-shaped leg (see API.md, Itinerary) plus ``leg_index``.
+    """
+    trip_id = str(_field(leg, "trip_id", i))
+    try:
+        service_date = dt.date.fromisoformat(str(_field(leg, "service_date", i)))
+    except ValueError:
+        raise InvalidItinerary(f"leg {i}: service_date is not YYYY-MM-DD", details={"leg_index": i}) from None
+    frm = leg.get("from") or {}
+    to = leg.get("to") or {}
+    if not isinstance(frm, dict) or not isinstance(to, dict):
+        raise InvalidItinerary(f"leg {i}: from/to must be objects", details={"leg_index": i})
+    from_stop = tt.find_stop(str(frm.get("stop_id")))
+    to_stop = tt.find_stop(str(to.get("stop_id")))
+    departure = _parse_time(_field(leg, "departure", i), f"legs[{i}].departure")
+    arrival = _parse_time(_field(leg, "arrival", i), f"legs[{i}].arrival")
+    candidates = _trip_index(tt).get(trip_id)
+    details = {"leg_index": i, "trip_id": trip_id}
+    if not candidates or from_stop is None or to_stop is None:
+        raise ItineraryMismatch(f"leg {i}: trip or stops are not in the loaded timetable", details=details)
+    day = tt.day_index(service_date)
+    if day < 0 or day >= tt.n_days:
+        raise ItineraryMismatch(f"leg {i}: no service on {service_date}", details=details)
+    for t in candidates:
+        if not tt.service_days[int(tt.trip_service[t]), day]:
+            continue
+        p = int(tt.trip_pattern[t])
+        c = t - int(tt.pattern_trip_offsets[p])
+        so = int(tt.pattern_stop_offsets[p])
+        stops = np.asarray(tt.pattern_stops[so:int(tt.pattern_stop_offsets[p + 1])])
+        route = int(tt.trip_route[t])
+        feed = int(tt.route_feed[route])
+        day0 = tt.day_start_utc(feed, day)
+        arr_s, dep_s = tt.pattern_times(p)
+        variants = [(arr_s[:, c], dep_s[:, c], None)]
+        if realtime is not None:
+            updated = np.flatnonzero(np.asarray(realtime.updated_trips) == t)
+            if any(int(realtime.trip_day[u]) == day for u in updated.tolist()):
+                if bool(realtime.trip_cancelled[t]):
+                    continue
+                block = realtime.pattern_times(tt, p)
+                if block is not None:
+                    variants.append((block[0][:, c], block[1][:, c], block[2][:, c]))
+        for arr_col, dep_col, skipped in variants:
+            match = _match_positions(tt, so, stops, from_stop, to_stop, arr_col, dep_col, skipped, day0,
+                                     departure, arrival)
+            if match is not None:
+                b, a, dep, arr = match
+                dist = float(tt.pattern_stop_dist_m[so + a]) - float(tt.pattern_stop_dist_m[so + b])
+                tz = departure.tzinfo
+                return {
+                    "leg_index": i,
+                    "mode": MODES[int(tt.route_modes[route])],
+                    "operator_id": str(tt.feed_operator_ids[feed]),
+                    "feed_id": str(tt.feed_ids[feed]),
+                    "route_id": str(tt.route_ids[route]),
+                    "route_name": str(tt.route_short_names[route]) or str(tt.route_long_names[route]),
+                    "trip_id": trip_id,
+                    "service_date": service_date.isoformat(),
+                    "from": _stop_ref(tt, from_stop),
+                    "to": _stop_ref(tt, to_stop),
+                    "departure": dep.astimezone(tz).isoformat(),
+                    "arrival": arr.astimezone(arrival.tzinfo).isoformat(),
+                    "distance_m": int(round(max(dist, 0.0))),
+                    "intermediate_stops": [{"stop_id": str(tt.stop_ids[int(s)])} for s in stops[b + 1:a]],
+                }
+    raise ItineraryMismatch(f"leg {i}: trip {trip_id} does not run from {frm.get('stop_id')} to "
+                            f"{to.get('stop_id')} at those times on {service_date}", details=details)
+
+
+def _match_positions(tt: Timetable, so: int, stops: np.ndarray, from_stop: int, to_stop: int, arr_col: np.ndarray,
+                     dep_col: np.ndarray, skipped: np.ndarray | None, day0: dt.datetime, departure: dt.datetime,
+                     arrival: dt.datetime) -> tuple[int, int, dt.datetime, dt.datetime] | None:
+    """Board/alight positions of one trip whose times equal the leg's, or ``None``."""
+    for b in np.flatnonzero(stops == from_stop).tolist():
+        if int(tt.pattern_pickup[so + b]) == PICKUP_NONE or (skipped is not None and skipped[b]):
+            continue
+        dep = day0 + dt.timedelta(seconds=int(dep_col[b]))
+        if dep != departure:
+            continue
+        for a in np.flatnonzero(stops == to_stop).tolist():
+            if a <= b or int(tt.pattern_dropoff[so + a]) == PICKUP_NONE or (skipped is not None and skipped[a]):
+                continue
+            arr = day0 + dt.timedelta(seconds=int(arr_col[a]))
+            if arr == arrival:
+                return b, a, dep, arr
+    return None
+
+
+def recheck_itinerary(tt: Timetable, itinerary: dict[str, Any], *, now: dt.datetime,
+                      realtime: Any = None) -> list[dict[str, Any]]:
+    """The transit legs of ``itinerary`` rebuilt from the timetable, in order.
+
+    Raises `InvalidItinerary` (malformed), `ItineraryMismatch` (a leg the
+    timetable does not have, or legs that do not connect in time) and
+    `ItineraryDeparted` (the first ride has left).
+    """
+    legs = itinerary.get("legs") if isinstance(itinerary, dict) else None
+    if not isinstance(legs, list) or not legs:
+        raise InvalidItinerary("the itinerary has no legs")
+    out: list[dict[str, Any]] = []
+    for i, leg in enumerate(legs):
+        if not isinstance(leg, dict):
+            raise InvalidItinerary(f"leg {i} is not an object", details={"leg_index": i})
+        if str(leg.get("mode", "")).upper() == "WALK":
+            continue
+        out.append(recheck_leg(tt, leg, i, realtime))
+    if not out:
+        raise InvalidItinerary("the itinerary has no transit legs: there is nothing to sell")
+    for prev, nxt in zip(out, out[1:]):
+        if dt.datetime.fromisoformat(nxt["departure"]) < dt.datetime.fromisoformat(prev["arrival"]):
+            raise ItineraryMismatch(f"leg {nxt['leg_index']} departs before leg {prev['leg_index']} arrives",
+                                    details={"leg_index": nxt["leg_index"]})
+    if dt.datetime.fromisoformat(out[0]["departure"]) <= now:
+        raise ItineraryDeparted("the first ride of this itinerary has already departed",
+                                details={"departure": out[0]["departure"]})
+    return out
+
+
+# --------------------------------------------------------------------------- pricing
+
+
+def price_travelers(pricer: Pricer, legs: list[dict[str, Any]], categories: list[str]) -> list[dict[str, Any]]:
+    """One quote per traveller: ``{"rider_category", "total": int, "currency", "legs": [{"price", "standalone"}]}``.
+
+    ``legs[k]`` of a quote prices ``legs[k]`` of the input. Raises `LegNotPriced`
+    when a leg has no price for a category (the reason names the leg).
+    """
+    quotes = []
+    for category in categories:
+        if category not in PLATFORM_CATEGORIES:
+            raise UnknownRiderCategory(f"unknown rider category {category!r}",
+                                       details={"rider_category": category, "known": list(PLATFORM_CATEGORIES)})
+        q = pricer.price_legs(legs, rider_category=category)
+        by_index = {lf.leg_index: lf for lf in q.legs}
+        if q.total is None or len(by_index) != len(legs):
+            unpriced = [k for k in range(len(legs)) if k not in by_index or by_index[k].price is None]
+            k = unpriced[0] if unpriced else 0
+            raise LegNotPriced(f"no fare for leg {legs[k]['leg_index']} ({legs[k]['route_id']}) for rider "
+                               f"category {category}: {q.reason}",
+                               details={"leg_index": legs[k]["leg_index"], "rider_category": category,
+                                        "operator_id": legs[k]["operator_id"]})
+        quotes.append({
+            "rider_category": category, "total": q.total.amount, "currency": q.total.currency,
+            "fare_media_id": q.fare_media_id,
+            "legs": [{"price": by_index[k].price.amount,
+                      "standalone": by_index[k].standalone.amount if by_index[k].standalone else None}
+                     for k in range(len(legs))],
+        })
+    return quotes
+
+
+# --------------------------------------------------------------------------- offers
+
+
+def create_offer(session: Session, redis_client: redis.Redis, *, user_id: str, timetable: Timetable,
+                 itinerary: dict[str, Any], categories: list[str], pricer: Pricer,
+                 seat_capacity: Callable[[str], int | None], now: dt.datetime, ttl_s: int,
+                 realtime: Any = None) -> Offer:
+    """Re-checks, prices and holds seats; the offer is valid ``ttl_s`` seconds from ``now``.
+
+    ``realtime``: the serving snapshot's overlay (predicted times are accepted too).
+    ``seat_capacity(trip_id)`` gives the seats of a reserved-seat trip (``None``
+    when the operator configured none). Raises the `recheck_itinerary` errors,
+    `LegNotPriced`, `NoSeatCapacity` and `SoldOut` (nothing stays held then).
+    """
+    if not categories:
+        raise InvalidItinerary("an offer needs at least one traveller")
+    legs = recheck_itinerary(timetable, itinerary, now=now, realtime=realtime)
+    quotes = price_travelers(pricer, legs, categories)
+    currencies = {q["currency"] for q in quotes}
+    if len(currencies) != 1:
+        raise LegNotPriced("the travellers' fares are in different currencies", details={})
+    expires_at = now + dt.timedelta(seconds=ttl_s)
+    offer_id = new_id("off")
+    holds: list[dict[str, Any]] = []
+    try:
+        for leg in legs:
+            capacity = seat_capacity(leg["trip_id"])
+            leg["reserved"] = capacity is not None or leg["mode"] in RESERVED_MODES
+            if not leg["reserved"]:
+                continue
+            if capacity is None:
+                raise NoSeatCapacity(f"leg {leg['leg_index']} needs a reserved seat but trip {leg['trip_id']} "
+                                     "has no configured capacity", details={"leg_index": leg["leg_index"]})
+            key = seats.hold_key(leg["trip_id"], leg["service_date"])
+            got = seats.acquire(redis_client, key=key, service_date=leg["service_date"], hold_id=offer_id,
+                                seats=len(categories), capacity=capacity, until=expires_at, now=now)
+            if got is None:
+                raise SoldOut(f"trip {leg['trip_id']} on {leg['service_date']} has fewer than {len(categories)} "
+                              "free seats", details={"leg_index": leg["leg_index"], "trip_id": leg["trip_id"]})
+            holds.append({"key": key, "hold_id": offer_id, "leg_index": leg["leg_index"], "seats": got,
+                          "service_date": leg["service_date"], "capacity": capacity})
+    except BaseException:
+        seats.release_all(redis_client, holds)
+        raise
+    offer = Offer(offer_id=offer_id, user_id=user_id, itinerary_id=str(itinerary.get("id") or "")[:64] or None,
+                  legs=legs, quotes=quotes, holds=holds, total_amount=sum(q["total"] for q in quotes),
+                  currency=currencies.pop(), created_at=now, expires_at=expires_at)
+    session.add(offer)
+    session.flush()
+    return offer
+
+
+def get_offer(session: Session, offer_id: str, *, user_id: str) -> Offer:
+    offer = session.get(Offer, offer_id)
+    if offer is None or offer.user_id != user_id:
+        raise OfferNotFound("no such offer", details={"offer_id": offer_id})
+    return offer
+
+
+def offer_view(offer: Offer) -> dict[str, Any]:
+    """The contract's offer: ``{offer_id, expires_at, total, legs: [{operator_id, price}], ...}``."""
+    cur = offer.currency
+    legs = []
+    for k, leg in enumerate(offer.legs):
+        hold = next((h for h in offer.holds if h["leg_index"] == leg["leg_index"]), None)
+        legs.append({
+            "leg_index": leg["leg_index"], "operator_id": leg["operator_id"], "mode": leg["mode"],
+            "trip_id": leg["trip_id"], "service_date": leg["service_date"],
+            "from_stop_id": leg["from"]["stop_id"], "to_stop_id": leg["to"]["stop_id"],
+            "departure": leg["departure"], "arrival": leg["arrival"],
+            "price": {"amount": sum(q["legs"][k]["price"] for q in offer.quotes), "currency": cur},
+            "seats": [str(s) for s in hold["seats"]] if hold else None,
+        })
+    return {
+        "offer_id": offer.offer_id, "expires_at": offer.expires_at.isoformat(),
+        "total": {"amount": offer.total_amount, "currency": cur}, "legs": legs,
+        "travelers": [{"rider_category": q["rider_category"], "total": {"amount": q["total"], "currency": cur},
+                       "legs": [{"leg_index": leg["leg_index"], "price": {"amount": ql["price"], "currency": cur}}
+                                for leg, ql in zip(offer.legs, q["legs"])]} for q in offer.quotes],
+    }

@@ -1,0 +1,223 @@
+"""Signed QR credentials: compact Ed25519-signed binary, verifiable offline (format: docs/qr-format.md).
+
+Two kinds, both ``"MQR" + base64url(bytes)`` (no padding):
+
+**1 — issuer-rotating** (the server mints a fresh one on every request; it
+lives ``qr_ttl_s`` seconds, so a screenshot goes stale)::
+
+    0x01 | kid_len u8 | kid | ticket u8[12] | iat u32 | exp u32 | issuer_sig u8[64]
+
+**2 — device-bound** (UIC DOSIPAS pattern): the issuer signs a credential
+naming the holder device's Ed25519 public key for the ticket's whole
+validity window; the app appends the current time signed with the device key,
+offline::
+
+    credential   = 0x02 | kid_len u8 | kid | ticket u8[12] | valid_from u32 | valid_until u32
+                   | device_pub u8[32] | issuer_sig u8[64]
+    presentation = credential | t u32 | device_sig u8[64]     device_sig = Ed25519(b"MQR2" | credential | t)
+
+Integers are big-endian Unix seconds; ``ticket`` is the 12 random bytes of
+the ticket id ``tkt_<24 hex>``; ``issuer_sig`` covers every byte before it.
+Gates verify with the public keys of `IssuerKeys.jwks` (``kid`` picks the key,
+so keys rotate without invalidating credentials already issued).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from ticketing.errors import TicketingError
+
+PREFIX = "MQR"
+KIND_ROTATING = 1
+KIND_DEVICE = 2
+DEVICE_DOMAIN = b"MQR2"
+#: Accepted clock difference between the issuer, the phone and the gate (seconds).
+CLOCK_SKEW_S = 5
+
+
+class QRRejected(TicketingError):
+    """A QR payload that does not verify; ``code`` is the gate's reason."""
+
+    status = 422
+
+
+class KeyConfigError(ValueError):
+    """``issuer_keys`` is malformed (a deployment fault found at start-up)."""
+
+
+def _b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64d(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def ticket_bytes(ticket_id: str) -> bytes:
+    prefix, _, hexpart = ticket_id.partition("_")
+    raw = bytes.fromhex(hexpart)
+    if prefix != "tkt" or len(raw) != 12:
+        raise ValueError(f"not a ticket id: {ticket_id!r}")
+    return raw
+
+
+def ticket_id_of(raw: bytes) -> str:
+    return "tkt_" + raw.hex()
+
+
+def _epoch(t: dt.datetime | int) -> int:
+    return t if isinstance(t, int) else int(t.timestamp())
+
+
+def public_key_bytes(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+class IssuerKeys:
+    """The issuer's Ed25519 keys: ``"kid:<base64 32-byte seed>,..."``; the last one signs, all verify."""
+
+    def __init__(self, spec: str) -> None:
+        self.private: dict[str, Ed25519PrivateKey] = {}
+        for item in (spec or "").split(","):
+            kid, sep, seed = item.strip().partition(":")
+            if not sep or not kid or len(kid.encode()) > 32:
+                raise KeyConfigError("issuer_keys entries must look like '<kid>:<base64 32-byte seed>'")
+            try:
+                raw = base64.b64decode(seed.strip() + "=" * (-len(seed.strip()) % 4), altchars=b"-_"
+                                       if ("-" in seed or "_" in seed) else None, validate=True)
+            except (binascii.Error, ValueError):
+                raise KeyConfigError(f"issuer key {kid!r} is not valid base64") from None
+            if len(raw) != 32:
+                raise KeyConfigError(f"issuer key {kid!r} must be a 32-byte Ed25519 seed")
+            self.private[kid] = Ed25519PrivateKey.from_private_bytes(raw)
+        if not self.private:
+            raise KeyConfigError("issuer_keys is empty")
+        self.current = list(self.private)[-1]
+
+    @property
+    def public(self) -> dict[str, Ed25519PublicKey]:
+        return {kid: k.public_key() for kid, k in self.private.items()}
+
+    def jwks(self) -> dict[str, Any]:
+        """RFC 8037 JWKS (``kty`` OKP, ``crv`` Ed25519) of every key that may have signed a live credential."""
+        return {"keys": [{"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": kid,
+                          "x": _b64e(public_key_bytes(k))} for kid, k in self.public.items()]}
+
+    def _head(self, kind: int) -> bytes:
+        kid = self.current.encode()
+        return bytes([kind, len(kid)]) + kid
+
+    def rotating_qr(self, ticket_id: str, *, now: dt.datetime, ttl_s: int) -> tuple[str, dt.datetime]:
+        """A kind-1 payload valid ``ttl_s`` seconds from ``now``; returns ``(payload, expires_at)``."""
+        iat = _epoch(now)
+        body = self._head(KIND_ROTATING) + ticket_bytes(ticket_id) + struct.pack(">II", iat, iat + ttl_s)
+        sig = self.private[self.current].sign(body)
+        return PREFIX + _b64e(body + sig), dt.datetime.fromtimestamp(iat + ttl_s, dt.UTC)
+
+    def device_credential(self, ticket_id: str, *, device_key: bytes, valid_from: dt.datetime,
+                          valid_until: dt.datetime) -> bytes:
+        """The issuer-signed kind-2 credential binding ``device_key`` (32 raw bytes) to the ticket."""
+        if len(device_key) != 32:
+            raise ValueError("an Ed25519 public key has 32 bytes")
+        body = (self._head(KIND_DEVICE) + ticket_bytes(ticket_id)
+                + struct.pack(">II", _epoch(valid_from), _epoch(valid_until)) + device_key)
+        return body + self.private[self.current].sign(body)
+
+
+def jwks_public_keys(jwks: dict[str, Any]) -> dict[str, Ed25519PublicKey]:
+    """kid -> key from a JWKS document (what an offline gate keeps)."""
+    out = {}
+    for k in jwks.get("keys", []):
+        if k.get("kty") == "OKP" and k.get("crv") == "Ed25519":
+            out[k["kid"]] = Ed25519PublicKey.from_public_bytes(_b64d(k["x"]))
+    return out
+
+
+@dataclass(frozen=True)
+class VerifiedQR:
+    ticket_id: str
+    kind: str  # "qr" | "device_qr"
+    kid: str
+    shown_at: dt.datetime  # when the code was made (iat, or the device's t)
+
+
+def _reject(code: str, message: str) -> QRRejected:
+    return QRRejected(message, code=code)
+
+
+def _verify(key: Ed25519PublicKey, sig: bytes, data: bytes, code: str) -> None:
+    try:
+        key.verify(sig, data)
+    except InvalidSignature:
+        raise _reject(code, "the signature does not verify") from None
+
+
+def verify_qr(payload: str, keys: dict[str, Ed25519PublicKey], *, now: dt.datetime, ttl_s: int) -> VerifiedQR:
+    """Verifies either kind offline; raises `QRRejected` with code ``malformed``, ``unknown_key``,
+    ``bad_signature``, ``bad_device_signature``, ``expired_qr`` or ``outside_validity``."""
+    if not isinstance(payload, str) or not payload.startswith(PREFIX) or len(payload) > 1024:
+        raise _reject("malformed", "not a ticket QR code")
+    try:
+        raw = _b64d(payload[len(PREFIX):])
+    except (binascii.Error, ValueError):
+        raise _reject("malformed", "the QR code is not base64url") from None
+    if len(raw) < 2 or raw[0] not in (KIND_ROTATING, KIND_DEVICE) or len(raw) < 2 + raw[1]:
+        raise _reject("malformed", "unknown QR layout")
+    kind, klen = raw[0], raw[1]
+    kid = raw[2:2 + klen].decode("utf-8", "replace")
+    p = 2 + klen
+    t_now = _epoch(now)
+    key = keys.get(kid)
+    if kind == KIND_ROTATING:
+        if len(raw) != p + 12 + 8 + 64:
+            raise _reject("malformed", "the QR code has the wrong length")
+        if key is None:
+            raise _reject("unknown_key", f"no issuer key {kid!r}")
+        _verify(key, raw[-64:], raw[:-64], "bad_signature")
+        tid = raw[p:p + 12]
+        iat, exp = struct.unpack(">II", raw[p + 12:p + 20])
+        if t_now > exp + CLOCK_SKEW_S or iat > t_now + CLOCK_SKEW_S:
+            raise _reject("expired_qr", "the QR code is stale: refresh it in the app")
+        return VerifiedQR(ticket_id_of(tid), "qr", kid, dt.datetime.fromtimestamp(iat, dt.UTC))
+    cred_len = p + 12 + 8 + 32 + 64
+    if len(raw) != cred_len + 4 + 64:
+        raise _reject("malformed", "the QR code has the wrong length")
+    if key is None:
+        raise _reject("unknown_key", f"no issuer key {kid!r}")
+    cred = raw[:cred_len]
+    _verify(key, cred[-64:], cred[:-64], "bad_signature")
+    tid = cred[p:p + 12]
+    valid_from, valid_until = struct.unpack(">II", cred[p + 12:p + 20])
+    device_pub = Ed25519PublicKey.from_public_bytes(cred[p + 20:p + 52])
+    (t,) = struct.unpack(">I", raw[cred_len:cred_len + 4])
+    _verify(device_pub, raw[cred_len + 4:], DEVICE_DOMAIN + raw[:cred_len + 4], "bad_device_signature")
+    if abs(t_now - t) > ttl_s + CLOCK_SKEW_S:
+        raise _reject("expired_qr", "the QR code is stale: the phone's clock or a screenshot")
+    if not valid_from <= t_now <= valid_until:
+        raise _reject("outside_validity", "the credential is outside its validity window")
+    return VerifiedQR(ticket_id_of(tid), "device_qr", kid, dt.datetime.fromtimestamp(t, dt.UTC))
+
+
+def qr_image(payload: str, fmt: str) -> tuple[bytes, str]:
+    """The payload as an SVG or PNG QR code (segno, error correction M); returns ``(bytes, media type)``."""
+    import io
+
+    import segno
+
+    code = segno.make_qr(payload, error="m")
+    buf = io.BytesIO()
+    if fmt == "svg":
+        code.save(buf, kind="svg", scale=4, border=2)
+        return buf.getvalue(), "image/svg+xml"
+    code.save(buf, kind="png", scale=6, border=2)
+    return buf.getvalue(), "image/png"
