@@ -1,0 +1,290 @@
+"""Itinerary assembly: raw journeys (indices, query-axis seconds) -> API.md itinerary dicts.
+
+Shape (API.md "Itinerary")::
+
+    {"id", "departure", "arrival", "duration_s", "transfers", "walk_m", "fare": None,
+     "label", "legs": [{"mode", "operator_id", "feed_id", "route_id", "route_name",
+     "trip_id", "service_date", "from": {"stop_id", "name", "lat", "lon"}, "to": {...},
+     "departure", "arrival", "distance_m", "intermediate_stops": [...],
+     "geometry": {"type": "LineString", "coordinates": [[lon, lat], ...]}}]}
+
+Times are ISO 8601 with the UTC offset of the leg's feed time zone (walking
+legs use the neighbouring transit leg's feed). Walking legs have ``mode
+"WALK"``, ``duration_s`` and no route/trip (those keys are ``None``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from routing.kernels import SKIP
+from routing.search import Journey, PlanRequest, SearchResult, _Endpoint, _Prepared, haversine_m
+from routing.timetable import MODES, Timetable
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _iso(epoch: int, tz: str) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).astimezone(_zone(tz)).isoformat()
+
+
+def _stop_ref(tt: Timetable, s: int) -> dict:
+    return {"stop_id": str(tt.stop_ids[s]), "name": str(tt.stop_names[s]),
+            "lat": float(tt.stop_lat[s]), "lon": float(tt.stop_lon[s])}
+
+
+def _place_ref(tt: Timetable, ep: _Endpoint) -> dict:
+    if ep.stop is not None:
+        return _stop_ref(tt, ep.stop)
+    return {"stop_id": None, "name": ep.text, "lat": ep.lat, "lon": ep.lon}
+
+
+def _line_length_m(coords: list[list[float]]) -> float:
+    if len(coords) < 2:
+        return 0.0
+    a = np.asarray(coords, dtype=np.float64)
+    return float(haversine_m(a[:-1, 1], a[:-1, 0], a[1:, 1], a[1:, 0]).sum())
+
+
+def _shape_cut(tt: Timetable, shape: int, stop_coords: np.ndarray) -> list[list[float]] | None:
+    """Part of shape ``shape`` from the vertex nearest the first stop to the one nearest the last.
+
+    ``stop_coords``: (n, 2) lat/lon of the stops ridden (board .. alight), used
+    to keep the cut moving forward along the shape (loops).
+    """
+    a, b = int(tt.shape_offsets[shape]), int(tt.shape_offsets[shape + 1])
+    if b - a < 2:
+        return None
+    lat = np.asarray(tt.shape_lat[a:b])
+    lon = np.asarray(tt.shape_lon[a:b])
+    # equirectangular squared distances are enough to find the nearest vertex
+    kx = np.cos(np.radians(float(stop_coords[0][0])))
+
+    def nearest(la: float, lo: float, i0: int) -> int:
+        d = (lat[i0:] - la) ** 2 + ((lon[i0:] - lo) * kx) ** 2
+        return i0 + int(np.argmin(d))
+
+    start = nearest(float(stop_coords[0][0]), float(stop_coords[0][1]), 0)
+    if len(stop_coords) > 2:  # a middle stop keeps loops in order
+        mid = len(stop_coords) // 2
+        start_mid = nearest(float(stop_coords[mid][0]), float(stop_coords[mid][1]), start)
+    else:
+        start_mid = start
+    end = nearest(float(stop_coords[-1][0]), float(stop_coords[-1][1]), start_mid)
+    if end <= start:
+        return None
+    coords = [[float(lon[i]), float(lat[i])] for i in range(start, end + 1)]
+    # begin and end exactly at the stops
+    coords[0] = [float(stop_coords[0][1]), float(stop_coords[0][0])]
+    coords[-1] = [float(stop_coords[-1][1]), float(stop_coords[-1][0])]
+    return coords
+
+
+def _walk_leg(tt: Timetable, frm: dict, to: dict, dep: int, dur: int, metres: float, tz: str) -> dict:
+    coords = [[frm["lon"], frm["lat"]], [to["lon"], to["lat"]]]
+    return {
+        "mode": "WALK", "operator_id": None, "feed_id": None, "route_id": None, "route_name": None,
+        "trip_id": None, "service_date": None, "from": frm, "to": to,
+        "departure": _iso(dep, tz), "arrival": _iso(dep + dur, tz),
+        "duration_s": int(dur), "distance_m": int(round(metres)), "intermediate_stops": [],
+        "geometry": {"type": "LineString", "coordinates": coords},
+        "_dep": dep, "_arr": dep + dur,
+    }
+
+
+def _footpath(tt: Timetable, prep: _Prepared, u: int, v: int) -> tuple[int, float]:
+    best = None
+    for e in range(int(tt.footpath_offsets[u]), int(tt.footpath_offsets[u + 1])):
+        if int(tt.footpath_to[e]) == v and prep.footpath_walk_s[e] >= 0:
+            w = int(prep.footpath_walk_s[e])
+            if best is None or w < best[0]:
+                best = (w, float(tt.footpath_m[e]))
+    if best is None:  # cannot happen for a journey the kernel produced
+        m = float(haversine_m(tt.stop_lat[u], tt.stop_lon[u], tt.stop_lat[v], tt.stop_lon[v]))
+        return 0, m
+    return best
+
+
+def _ride_leg(tt: Timetable, prep: _Prepared, ride: tuple[int, int, int, int, int]) -> dict:
+    p, c, slot, b, a = ride
+    n = int(tt.pattern_n_trips[p])
+    tb = int(tt.pattern_time_offsets[p])
+    so = int(tt.pattern_stop_offsets[p])
+    shift = int(prep.pattern_shift[p, slot])
+    trip = int(tt.pattern_trip_offsets[p]) + c
+    route = int(tt.trip_route[trip])
+    feed = int(tt.route_feed[route])
+    tz = str(tt.feed_timezones[feed])
+    ref = prep.ref_epoch
+    P_arr, P_dep = prep.extra["arr"], prep.extra["dep"]
+    dep = int(P_dep[tb + b * n + c]) + shift
+    arr = int(P_arr[tb + a * n + c]) + shift
+    stops = [int(s) for s in tt.pattern_stops[so + b: so + a + 1]]
+    inter = []
+    for pos in range(b + 1, a):
+        s = int(tt.pattern_stops[so + pos])
+        ref_s = _stop_ref(tt, s)
+        if int(P_arr[tb + pos * n + c]) >= int(SKIP):
+            continue  # skipped by this trip (real time)
+        ref_s["arrival"] = _iso(ref + int(P_arr[tb + pos * n + c]) + shift, tz)
+        ref_s["departure"] = _iso(ref + int(P_dep[tb + pos * n + c]) + shift, tz)
+        inter.append(ref_s)
+    service_day = tt.first_day + timedelta(days=int(prep.day_index[feed]) + slot - 1)
+    short = str(tt.route_short_names[route])
+    return {
+        "mode": MODES[int(tt.route_modes[route])],
+        "operator_id": str(tt.feed_operator_ids[feed]),
+        "feed_id": str(tt.feed_ids[feed]),
+        "route_id": str(tt.route_ids[route]),
+        "route_name": short or str(tt.route_long_names[route]),
+        "trip_id": str(tt.trip_ids[trip]),
+        "service_date": service_day.isoformat(),
+        "from": _stop_ref(tt, stops[0]), "to": _stop_ref(tt, stops[-1]),
+        "departure": _iso(ref + dep, tz), "arrival": _iso(ref + arr, tz),
+        "distance_m": 0,
+        "intermediate_stops": inter,
+        "geometry": None,
+        "_dep": dep, "_arr": arr, "_tz": tz, "_shape": (trip, so + b, so + a, stops),
+    }
+
+
+def _finish_ride_leg(tt: Timetable, leg: dict) -> None:
+    """Geometry (shape cut between the stops, else straight lines) and distance of a ride leg."""
+    trip, ib, ia, stops = leg.pop("_shape")
+    stop_coords = np.column_stack([tt.stop_lat[stops], tt.stop_lon[stops]])
+    coords = None
+    shape = int(tt.trip_shape[trip])
+    if shape >= 0:
+        coords = _shape_cut(tt, shape, stop_coords)
+    if coords is None:
+        coords = [[float(lo), float(la)] for la, lo in stop_coords]
+    dist = float(tt.pattern_stop_dist_m[ia]) - float(tt.pattern_stop_dist_m[ib])
+    if not dist > 0:
+        dist = _line_length_m(coords)
+    leg["distance_m"] = int(round(dist))
+    leg["geometry"] = {"type": "LineString", "coordinates": coords}
+
+
+def journey_legs(tt: Timetable, res: SearchResult, j: Journey) -> list[dict]:
+    """Legs of one journey (with private ``_dep/_arr`` query-axis seconds)."""
+    prep = res.prep
+    ref = prep.ref_epoch
+    o, dst = res.origin, res.destination
+    if j.walk_only is not None:
+        tz = str(tt.feed_timezones[0])
+        w, m = j.walk_only
+        leg = _walk_leg(tt, _place_ref(tt, o), _place_ref(tt, dst), ref + j.depart_t, w, m, tz)
+        leg["_dep"], leg["_arr"] = j.depart_t, j.depart_t + w
+        return [leg]
+    rides = [_ride_leg(tt, prep, r) for r in j.rides]
+    legs: list[dict] = []
+    acc_stop, acc_w, acc_m = j.access
+    if acc_stop not in o.platforms:
+        first = rides[0]
+        leg = _walk_leg(tt, _place_ref(tt, o), first["from"], ref + first["_dep"] - acc_w, acc_w, acc_m, first["_tz"])
+        leg["_dep"], leg["_arr"] = first["_dep"] - acc_w, first["_dep"]
+        legs.append(leg)
+    for i, ride in enumerate(rides):
+        if i > 0:
+            u, v = j.transfers[i - 1]
+            if u != v:
+                w, m = _footpath(tt, prep, u, v)
+                prev = rides[i - 1]
+                leg = _walk_leg(tt, prev["to"], ride["from"], ref + prev["_arr"], w, m, prev["_tz"])
+                leg["_dep"], leg["_arr"] = prev["_arr"], prev["_arr"] + w
+                legs.append(leg)
+        legs.append(ride)
+    eg_stop, eg_w, eg_m = j.egress
+    if eg_stop not in dst.platforms:
+        last = rides[-1]
+        leg = _walk_leg(tt, last["to"], _place_ref(tt, dst), ref + last["_arr"], eg_w, eg_m, last["_tz"])
+        leg["_dep"], leg["_arr"] = last["_arr"], last["_arr"] + eg_w
+        legs.append(leg)
+    return legs
+
+
+def _itinerary(tt: Timetable, res: SearchResult, j: Journey) -> dict:
+    legs = journey_legs(tt, res, j)
+    ref = res.prep.ref_epoch
+    dep, arr = legs[0]["_dep"], legs[-1]["_arr"]
+    tz_dep = legs[0].get("_tz") or next((lg["_tz"] for lg in legs if "_tz" in lg), str(tt.feed_timezones[0]))
+    tz_arr = legs[-1].get("_tz") or next((lg["_tz"] for lg in reversed(legs) if "_tz" in lg), tz_dep)
+    rides = sum(1 for lg in legs if lg["mode"] != "WALK")
+    walk_m = sum(lg["distance_m"] for lg in legs if lg["mode"] == "WALK")
+    key = json.dumps([[lg["mode"], lg["trip_id"], lg["from"]["stop_id"], lg["to"]["stop_id"],
+                       lg["departure"], lg["arrival"]] for lg in legs])
+    for lg in legs:
+        for k in ("_dep", "_arr", "_tz"):
+            lg.pop(k, None)
+    return {
+        "id": hashlib.sha256(key.encode()).hexdigest()[:20],
+        "departure": _iso(ref + dep, tz_dep),
+        "arrival": _iso(ref + arr, tz_arr),
+        "duration_s": int(arr - dep),
+        "transfers": max(0, rides - 1),
+        "walk_m": int(walk_m),
+        "fare": None,
+        "legs": legs,
+        "_dep": dep, "_arr": arr,
+    }
+
+
+def build_itineraries(tt: Timetable, res: SearchResult, req: PlanRequest, realtime=None) -> list[dict]:
+    """Deduplicated, labelled itineraries, at most ``req.max_itineraries``.
+
+    Order: by departure (then arrival). Labels: ``fastest`` (earliest arrival;
+    for arrive-by searches the latest departure), ``fewest_transfers``,
+    ``least_walking``, else ``alternative``.
+    """
+    seen: dict[str, dict] = {}
+    for j in res.journeys:
+        it = _itinerary(tt, res, j)
+        seen.setdefault(it["id"], it)
+    its = list(seen.values())
+    if not its:
+        return []
+    # drop dominated itineraries: leaving later (or the same), arriving earlier (or the same; for an
+    # arrive-by search any arrival in time is as good), with no more transfers and walking
+    by = req.arrive_by is not None
+
+    def dominated(a: dict, b: dict) -> bool:
+        ka = (a["_dep"], a["_arr"], a["transfers"], a["walk_m"])
+        kb = (b["_dep"], b["_arr"], b["transfers"], b["walk_m"])
+        return (kb[0] >= ka[0] and (by or kb[1] <= ka[1]) and kb[2] <= ka[2] and kb[3] <= ka[3]
+                and (kb[0], kb[2], kb[3]) + (() if by else (kb[1],)) != (ka[0], ka[2], ka[3]) + (() if by else (ka[1],)))
+    its = [a for a in its if not any(dominated(a, b) for b in its if b is not a)]
+    if req.arrive_by is not None:
+        fastest = max(its, key=lambda x: (x["_dep"], -x["transfers"], -x["_arr"]))
+    else:
+        fastest = min(its, key=lambda x: (x["_arr"], x["transfers"], -x["_dep"]))
+    fewest = min(its, key=lambda x: (x["transfers"], x["_arr"] - x["_dep"], x["_arr"]))
+    least_walk = min(its, key=lambda x: (x["walk_m"], x["_arr"]))
+    chosen: list[dict] = []
+    for it, label in ((fastest, "fastest"), (fewest, "fewest_transfers"), (least_walk, "least_walking")):
+        if "label" not in it:
+            it["label"] = label
+            chosen.append(it)
+    rest = sorted((x for x in its if "label" not in x), key=lambda x: (x["_arr"], x["_dep"]))
+    for it in rest:
+        if len(chosen) >= req.max_itineraries:
+            break
+        it["label"] = "alternative"
+        chosen.append(it)
+    chosen = chosen[: req.max_itineraries]
+    chosen.sort(key=lambda x: (x["_dep"], x["_arr"]))
+    for it in chosen:
+        it.pop("_dep")
+        it.pop("_arr")
+        for leg in it["legs"]:
+            if "_shape" in leg:
+                _finish_ride_leg(tt, leg)
+    return chosen

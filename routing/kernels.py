@@ -1,0 +1,955 @@
+"""Numba RAPTOR kernels (private; :mod:`routing.search` is the public wrapper).
+
+Everything here works on flat arrays and scalars; no GTFS ids. Conventions:
+
+* ``S`` stops, ``P`` patterns, ``T`` trips, ``K`` = max rides (rounds 1..K,
+  round 0 = access walking only), ``E`` footpaths.
+* Times are ``int64`` seconds on one *query time axis* (seconds since an
+  arbitrary reference instant chosen by the caller). A pattern's stored
+  ``int32`` times become query times by adding ``pattern_shift[p, slot]``,
+  where ``slot`` 0/1/2 stands for the service day before / of / after the
+  query date (so trips past midnight of the previous day are found, and every
+  feed keeps its own time zone and DST). Service-day filtering happens
+  before the search: ``runs = (run_offsets, run_cols)`` lists, per day slot
+  and pattern, the columns of the trips that run that day *and* pass the
+  request's filters (wheelchair, modes, operators, real-time cancellations),
+  so the kernels never look at a trip that does not run.
+* ``INF`` marks "unreached".
+
+Search state is a :class:`RaptorState`-like tuple of arrays allocated once per
+(thread, timetable) and reset cheaply through the ``touched`` list.
+
+Label arrays, all shaped ``(K + 1, S)``:
+
+* ``ride`` — arrival at a stop by vehicle in exactly round ``k`` (raw value
+  written in round ``k``) with its parent ``ride_pattern/ride_trip/ride_slot/
+  ride_board/ride_alight`` (trip column, day slot, board and alight positions);
+* ``ready`` — earliest time the passenger can *board* at a stop after round
+  ``k`` (after the change time or a footpath), parent ``ready_from`` (the stop
+  where the round-``k`` vehicle was left; ``-1`` for access in round 0);
+* ``best_ride`` / ``best_ready`` — prefix minima over rounds ``<= k`` (what
+  dominates a round-``k`` label: the same or an earlier time with no more
+  rides). Keeping prefix minima instead of one tau* array keeps range RAPTOR
+  exact over the number of rides.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+INF = np.int64(1) << np.int64(60)
+NO_PICKUP = 1  # GTFS pickup_type/drop_off_type 1 = not available
+SKIP = np.int32(1 << 30)  # a stop time >= SKIP: the trip does not serve that stop (real-time SKIPPED)
+
+
+@njit(cache=True, nogil=True)
+def _reset_state(touched, n_touched, ride, best_ride, ready, best_ready, ride_pattern, ready_from, is_touched):
+    """Set every label of the touched stops back to INF / -1 (O(touched x K))."""
+    K1 = ride.shape[0]
+    if n_touched * 8 > ride.shape[1]:
+        ride[:] = INF
+        best_ride[:] = INF
+        ready[:] = INF
+        best_ready[:] = INF
+        ride_pattern[:] = -1
+        ready_from[:] = -2
+        for i in range(n_touched):
+            is_touched[touched[i]] = False
+        return 0
+    for i in range(n_touched):
+        s = touched[i]
+        for k in range(K1):
+            ride[k, s] = INF
+            best_ride[k, s] = INF
+            ready[k, s] = INF
+            best_ready[k, s] = INF
+            ride_pattern[k, s] = -1
+            ready_from[k, s] = -2
+        is_touched[s] = False
+    return 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _touch(s, touched, n_touched, is_touched):
+    if not is_touched[s]:
+        is_touched[s] = True
+        touched[n_touched] = s
+        return n_touched + 1
+    return n_touched
+
+
+@njit(cache=True, nogil=True)
+def _earliest_trip(p, pos, t, pattern_time_offsets, pattern_n_trips, pattern_trip_offsets, pattern_dep,
+                   pattern_shift, runs):
+    """Trip of pattern ``p`` departing earliest at position ``pos`` at or after query time ``t``.
+
+    ``runs = (run_offsets, run_cols)``: per day slot and pattern, the columns
+    of the trips that run that day and pass the filters (ascending; built
+    before the search, so no trip that does not run is ever looked at):
+    ``run_cols[run_offsets[slot, p]:run_offsets[slot, p + 1]]``.
+    Returns ``(column, slot, departure)``; column -1 when none.
+    """
+    run_offsets, run_cols = runs
+    n = pattern_n_trips[p]
+    base = pattern_time_offsets[p] + pos * n
+    best_c = -1
+    best_slot = -1
+    best_dep = INF
+    for si in range(3):
+        slot = (1, 0, 2)[si]  # the query's own day first: it usually sets a bound the others cannot beat
+        sh = pattern_shift[p, slot]
+        if sh >= INF:
+            continue
+        a = run_offsets[slot, p]
+        b = run_offsets[slot, p + 1]
+        if a == b:
+            continue
+        want = t - sh
+        if pattern_dep[base + run_cols[b - 1]] < want:
+            continue  # every trip of that day has left
+        if pattern_dep[base + run_cols[a]] + sh >= best_dep:
+            continue  # even its first trip leaves later than the best found
+        lo = a
+        hi = b
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if pattern_dep[base + run_cols[mid]] < want:
+                lo = mid + 1
+            else:
+                hi = mid
+        i = lo
+        while i < b:
+            raw = pattern_dep[base + run_cols[i]]
+            if raw >= SKIP:
+                i += 1
+                continue
+            d = raw + sh
+            if d < best_dep:
+                best_c = run_cols[i]
+                best_slot = slot
+                best_dep = d
+            break
+    return best_c, best_slot, best_dep
+
+
+@njit(cache=True, nogil=True)
+def _raptor(
+    # timetable -------------------------------------------------------------
+    pattern_stop_offsets, pattern_stops, pattern_pickup, pattern_dropoff,
+    pattern_time_offsets, pattern_n_trips, pattern_trip_offsets, pattern_arr, pattern_dep,
+    stop_pattern_offsets, stop_patterns, stop_pattern_pos,
+    footpath_offsets, footpath_to,
+    # request ---------------------------------------------------------------
+    footpath_change_s,  # (E,) int32 seconds walking+changing along a footpath, -1 = unusable
+    stop_change_s,  # (S,) int32 seconds to change at the same stop, -1 = forbidden
+    stop_ok,  # (S,) bool stop may be used for boarding / alighting (wheelchair)
+    pattern_ok,  # (P,) bool pattern has at least one usable trip
+    pattern_shift,  # (P, 3) int64 query-axis shift per day slot, INF = no trips that day
+    trip_slots,  # (run_offsets (3, P+1), run_cols): usable trips per day slot and pattern (see _earliest_trip)
+    access_stops, access_s,  # (A,) int32 stops reachable at departure, seconds to reach them
+    access_mark,  # (A,) bool which access stops start the search (range RAPTOR: where a vehicle leaves now)
+    egress_s,  # (S,) int64 seconds from the stop to the destination, -1 = not an egress stop
+    t_dep,  # int64 departure on the query axis
+    max_rounds,  # int rides
+    # state -----------------------------------------------------------------
+    ride, best_ride, ride_pattern, ride_trip, ride_slot, ride_board, ride_alight,
+    ready, best_ready, ready_from,
+    target, best_target, target_stop,  # (K+1,) int64 / int64 / int32
+    touched, n_touched, is_touched,
+    marked, is_marked, improved, is_improved,
+    queue, first_pos,  # (P,) int32 work list, first_pos (P,) int32 initialised to -1
+    egress_list,  # (G,) int32 the stops with egress_s >= 0
+    tgt_last, tgt_list, in_b1, b1_list,  # (P,) int32 = -1, (P,) int32, (S,) bool = False, (S,) int32
+    rev_footpath_offsets, rev_footpath_to, rev_footpath_change_s,  # footpaths transposed (by to-stop)
+    b2_last, b2_plist, in_b2, b2_list,  # like tgt_last/tgt_list/in_b1/b1_list
+    reset,  # bool: clear the labels of the previous search first (range RAPTOR keeps them)
+    setup=True, teardown=True,  # build / clear the destination sets (range RAPTOR does it once)
+):
+    """Earliest-arrival RAPTOR from ``access_stops`` at ``t_dep`` (one departure time).
+
+    Pareto over the number of rides: after the call ``target[k]`` is the
+    arrival found in round ``k`` when it improved on every round ``< k``
+    (``INF`` otherwise), ``target_stop[k]`` the egress stop. Labels persist in
+    the state (for journey reconstruction and for range RAPTOR, which calls
+    this with decreasing ``t_dep`` without resetting).
+
+    Pruning that keeps the result exact: target pruning (a label no earlier
+    than the best arrival found is useless), and reachability by rides left —
+    in the last round only patterns that reach an egress stop are scanned
+    (up to its last egress position) and no transfers are relaxed; in the
+    round before, transfers are relaxed only into stops from which such a
+    pattern can be boarded (``in_b1``), so vehicle arrivals are only useful at
+    stops that reach those by a footpath or a change in place (``in_b2``):
+    patterns are scanned up to their last such stop.
+
+    Returns the updated ``n_touched``.
+    """
+    K1 = max_rounds + 1
+    if reset:
+        n_touched = _reset_state(touched, n_touched, ride, best_ride, ready, best_ready, ride_pattern,
+                                 ready_from, is_touched)
+        for k in range(target.shape[0]):
+            target[k] = INF
+            best_target[k] = INF
+            target_stop[k] = -1
+    n_marked = 0
+    # patterns reaching the destination: last egress position per pattern; stops boarding them
+    n_tgt = 0
+    n_b1 = 0
+    n_b2 = 0
+    n_b2p = 0
+    for i in range(egress_list.shape[0] if setup else 0):
+        g = egress_list[i]
+        for e in range(stop_pattern_offsets[g], stop_pattern_offsets[g + 1]):
+            p = stop_patterns[e]
+            if not pattern_ok[p]:
+                continue
+            pos = stop_pattern_pos[e]
+            if pattern_dropoff[pattern_stop_offsets[p] + pos] == NO_PICKUP:
+                continue
+            if tgt_last[p] < 0:
+                tgt_list[n_tgt] = p
+                n_tgt += 1
+                tgt_last[p] = pos
+            elif pos > tgt_last[p]:
+                tgt_last[p] = pos
+    for i in range(n_tgt):
+        p = tgt_list[i]
+        so = pattern_stop_offsets[p]
+        for pos in range(tgt_last[p]):
+            s = pattern_stops[so + pos]
+            if pattern_pickup[so + pos] != NO_PICKUP and not in_b1[s]:
+                in_b1[s] = True
+                b1_list[n_b1] = s
+                n_b1 += 1
+    if setup:
+        if n_tgt < tgt_list.shape[0]:
+            tgt_list[n_tgt] = -1
+        if n_b1 < b1_list.shape[0]:
+            b1_list[n_b1] = -1
+    if K1 >= 3 and setup:
+        for i in range(n_b1 + egress_list.shape[0]):
+            if i < n_b1:
+                b = b1_list[i]
+                if stop_change_s[b] >= 0 and not in_b2[b]:
+                    in_b2[b] = True
+                    b2_list[n_b2] = b
+                    n_b2 += 1
+                for e in range(rev_footpath_offsets[b], rev_footpath_offsets[b + 1]):
+                    u = rev_footpath_to[e]
+                    if rev_footpath_change_s[e] >= 0 and not in_b2[u]:
+                        in_b2[u] = True
+                        b2_list[n_b2] = u
+                        n_b2 += 1
+            else:
+                g = egress_list[i - n_b1]
+                if not in_b2[g]:
+                    in_b2[g] = True
+                    b2_list[n_b2] = g
+                    n_b2 += 1
+        for i in range(n_b2):
+            g = b2_list[i]
+            for e in range(stop_pattern_offsets[g], stop_pattern_offsets[g + 1]):
+                p = stop_patterns[e]
+                if not pattern_ok[p]:
+                    continue
+                pos = stop_pattern_pos[e]
+                if b2_last[p] < 0:
+                    b2_plist[n_b2p] = p
+                    n_b2p += 1
+                    b2_last[p] = pos
+                elif pos > b2_last[p]:
+                    b2_last[p] = pos
+        if n_b2 < b2_list.shape[0]:
+            b2_list[n_b2] = -1
+        if n_b2p < b2_plist.shape[0]:
+            b2_plist[n_b2p] = -1
+    # round 0: access
+    for i in range(access_stops.shape[0]):
+        s = access_stops[i]
+        r = t_dep + access_s[i]
+        if r < best_ready[0, s] and r < best_target[K1 - 1]:
+            n_touched = _touch(s, touched, n_touched, is_touched)
+            ready[0, s] = r
+            ready_from[0, s] = -1
+            for j in range(K1):
+                if best_ready[j, s] > r:
+                    best_ready[j, s] = r
+                else:
+                    break
+            if access_mark[i] and not is_marked[s]:
+                is_marked[s] = True
+                marked[n_marked] = s
+                n_marked += 1
+
+    for k in range(1, K1):
+        if n_marked == 0:
+            break
+        # patterns through marked stops, from the earliest marked position
+        n_queue = 0
+        for i in range(n_marked):
+            s = marked[i]
+            is_marked[s] = False
+            for e in range(stop_pattern_offsets[s], stop_pattern_offsets[s + 1]):
+                p = stop_patterns[e]
+                if not pattern_ok[p]:
+                    continue
+                pos = stop_pattern_pos[e]
+                if k == K1 - 1 and pos >= tgt_last[p]:
+                    continue  # last ride: only patterns still reaching the destination
+                if k == K1 - 2 and k >= 1 and pos >= b2_last[p]:
+                    continue  # last but one: only patterns reaching a stop one ride from it
+                if first_pos[p] < 0:
+                    queue[n_queue] = p
+                    n_queue += 1
+                    first_pos[p] = pos
+                elif pos < first_pos[p]:
+                    first_pos[p] = pos
+        n_marked = 0
+        n_improved = 0
+        bound = best_target[k]
+        # patterns reaching the destination first: the arrival they give bounds the others at once
+        for qq in range(2 * n_queue):
+            p = queue[qq % n_queue]
+            start = first_pos[p]
+            if start < 0:
+                continue  # scanned in the first pass
+            if qq < n_queue and tgt_last[p] <= start:
+                continue
+            first_pos[p] = -1
+            so = pattern_stop_offsets[p]
+            n_pos = pattern_stop_offsets[p + 1] - so
+            n = pattern_n_trips[p]
+            tb = pattern_time_offsets[p]
+            cur = -1
+            cur_slot = 0
+            cur_shift = np.int64(0)
+            board = -1
+            end = n_pos
+            if k == K1 - 1:
+                end = tgt_last[p] + 1
+            elif k == K1 - 2:
+                end = b2_last[p] + 1
+            only_b2 = k == K1 - 2
+            for pos in range(start, end):
+                s = pattern_stops[so + pos]
+                if cur >= 0 and pattern_dropoff[so + pos] != NO_PICKUP and stop_ok[s] and (in_b2[s] or not only_b2):
+                    raw = pattern_arr[tb + pos * n + cur]
+                    a = raw + cur_shift
+                    if a < best_ride[k, s] and a < bound and raw < SKIP:
+                        n_touched = _touch(s, touched, n_touched, is_touched)
+                        ride[k, s] = a
+                        ride_pattern[k, s] = p
+                        ride_trip[k, s] = cur
+                        ride_slot[k, s] = cur_slot
+                        ride_board[k, s] = board
+                        ride_alight[k, s] = pos
+                        for j in range(k, K1):
+                            if best_ride[j, s] > a:
+                                best_ride[j, s] = a
+                            else:
+                                break
+                        if egress_s[s] >= 0 and a + egress_s[s] < bound:
+                            bound = a + egress_s[s]  # a journey with k rides arriving then exists
+                        if not is_improved[s]:
+                            is_improved[s] = True
+                            improved[n_improved] = s
+                            n_improved += 1
+                r = best_ready[k - 1, s]
+                if r < INF and pattern_pickup[so + pos] != NO_PICKUP and stop_ok[s]:
+                    if cur < 0 or r <= pattern_dep[tb + pos * n + cur] + cur_shift:
+                        c, slot, d = _earliest_trip(p, pos, r, pattern_time_offsets, pattern_n_trips,
+                                                    pattern_trip_offsets, pattern_dep, pattern_shift, trip_slots)
+                        if c >= 0 and (cur < 0 or d < pattern_dep[tb + pos * n + cur] + cur_shift):
+                            cur = c
+                            cur_slot = slot
+                            cur_shift = pattern_shift[p, slot]
+                            board = pos
+        # transfers: change at the same stop, footpaths, egress
+        for i in range(n_improved):
+            u = improved[i]
+            is_improved[u] = False
+            a = ride[k, u]
+            if egress_s[u] >= 0:
+                cand = a + egress_s[u]
+                if cand < best_target[k]:
+                    target[k] = cand
+                    target_stop[k] = u
+                    for j in range(k, K1):
+                        if best_target[j] > cand:
+                            best_target[j] = cand
+                        else:
+                            break
+        bound = best_target[k]
+        if k == K1 - 1:
+            for i in range(n_improved):
+                is_improved[improved[i]] = False
+            break
+        only_b1 = k == K1 - 2
+        for i in range(n_improved):
+            u = improved[i]
+            a = ride[k, u]
+            if stop_change_s[u] >= 0 and (not only_b1 or in_b1[u]):
+                r = a + stop_change_s[u]
+                if r < best_ready[k, u] and r < bound:
+                    ready[k, u] = r
+                    ready_from[k, u] = u
+                    for j in range(k, K1):
+                        if best_ready[j, u] > r:
+                            best_ready[j, u] = r
+                        else:
+                            break
+                    if not is_marked[u]:
+                        is_marked[u] = True
+                        marked[n_marked] = u
+                        n_marked += 1
+            for e in range(footpath_offsets[u], footpath_offsets[u + 1]):
+                w = footpath_change_s[e]
+                if w < 0:
+                    continue
+                v = footpath_to[e]
+                if only_b1 and not in_b1[v]:
+                    continue
+                r = a + w
+                if r < best_ready[k, v] and r < bound:
+                    n_touched = _touch(v, touched, n_touched, is_touched)
+                    ready[k, v] = r
+                    ready_from[k, v] = u
+                    for j in range(k, K1):
+                        if best_ready[j, v] > r:
+                            best_ready[j, v] = r
+                        else:
+                            break
+                    if not is_marked[v]:
+                        is_marked[v] = True
+                        marked[n_marked] = v
+                        n_marked += 1
+    for i in range(n_marked):
+        is_marked[marked[i]] = False
+    if teardown:
+        _clear_sets(tgt_last, tgt_list, in_b1, b1_list, b2_last, b2_plist, in_b2, b2_list)
+    return n_touched
+
+
+@njit(cache=True, nogil=True)
+def _clear_sets(tgt_last, tgt_list, in_b1, b1_list, b2_last, b2_plist, in_b2, b2_list):
+    """Undo the destination sets of :func:`_raptor` (lists hold exactly the set members)."""
+    for i in range(tgt_list.shape[0]):
+        p = tgt_list[i]
+        if p < 0:
+            break
+        tgt_last[p] = -1
+        tgt_list[i] = -1
+    for i in range(b1_list.shape[0]):
+        s = b1_list[i]
+        if s < 0:
+            break
+        in_b1[s] = False
+        b1_list[i] = -1
+    for i in range(b2_plist.shape[0]):
+        p = b2_plist[i]
+        if p < 0:
+            break
+        b2_last[p] = -1
+        b2_plist[i] = -1
+    for i in range(b2_list.shape[0]):
+        s = b2_list[i]
+        if s < 0:
+            break
+        in_b2[s] = False
+        b2_list[i] = -1
+
+
+@njit(cache=True, nogil=True)
+def _departures_in_window(
+    pattern_stop_offsets, pattern_stops, pattern_pickup,
+    pattern_time_offsets, pattern_n_trips, pattern_trip_offsets, pattern_dep,
+    stop_pattern_offsets, stop_patterns, stop_pattern_pos,
+    stop_ok, pattern_ok, pattern_shift, runs,
+    access_stops, access_s, t_lo, t_hi,
+):
+    """Departure events from the origin in ``[t_lo, t_hi]``, latest first: ``(times, access index)``.
+
+    A departure time is a vehicle departure at an access stop minus the access
+    walk, for every usable trip: the only instants at which leaving later can
+    still catch the same vehicles (range RAPTOR's iteration points), and the
+    access stop where that vehicle leaves.
+    """
+    run_offsets, run_cols = runs
+    out = [np.int64(0) for _ in range(0)]
+    who = [np.int64(0) for _ in range(0)]
+    for i in range(access_stops.shape[0]):
+        s = access_stops[i]
+        if not stop_ok[s]:
+            continue
+        w = access_s[i]
+        for e in range(stop_pattern_offsets[s], stop_pattern_offsets[s + 1]):
+            p = stop_patterns[e]
+            if not pattern_ok[p]:
+                continue
+            pos = stop_pattern_pos[e]
+            if pattern_pickup[pattern_stop_offsets[p] + pos] == NO_PICKUP:
+                continue
+            n = pattern_n_trips[p]
+            base = pattern_time_offsets[p] + pos * n
+            for slot in range(3):
+                sh = pattern_shift[p, slot]
+                if sh >= INF:
+                    continue
+                a = run_offsets[slot, p]
+                b = run_offsets[slot, p + 1]
+                want = t_lo + w - sh
+                lo = a
+                hi = b
+                while lo < hi:
+                    mid = (lo + hi) >> 1
+                    if pattern_dep[base + run_cols[mid]] < want:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                for j in range(lo, b):
+                    raw = pattern_dep[base + run_cols[j]]
+                    if raw >= SKIP:
+                        continue
+                    d = raw + sh - w
+                    if d > t_hi:
+                        break
+                    out.append(d)
+                    who.append(i)
+    m = len(out)
+    times = np.empty(m, dtype=np.int64)
+    acc = np.empty(m, dtype=np.int64)
+    for j in range(m):
+        times[j] = out[j]
+        acc[j] = who[j]
+    order = np.argsort(-times, kind="mergesort")
+    return times[order].copy(), acc[order].copy()
+
+
+@njit(cache=True, nogil=True)
+def _raptor_range(
+    pattern_stop_offsets, pattern_stops, pattern_pickup, pattern_dropoff,
+    pattern_time_offsets, pattern_n_trips, pattern_trip_offsets, pattern_arr, pattern_dep,
+    stop_pattern_offsets, stop_patterns, stop_pattern_pos,
+    footpath_offsets, footpath_to,
+    footpath_change_s, stop_change_s, stop_ok, pattern_ok, pattern_shift, trip_slots,
+    access_stops, access_s, egress_s, departures, event_access, max_rounds,
+    ride, best_ride, ride_pattern, ride_trip, ride_slot, ride_board, ride_alight,
+    ready, best_ready, ready_from,
+    target, best_target, target_stop,
+    touched, n_touched, is_touched,
+    marked, is_marked, improved, is_improved,
+    queue, first_pos,
+    egress_list, tgt_last, tgt_list, in_b1, b1_list,
+    rev_footpath_offsets, rev_footpath_to, rev_footpath_change_s,
+    b2_last, b2_plist, in_b2, b2_list,
+    out,  # (len(departures) * K, 3) int64: departure, rides, arrival
+):
+    """Range RAPTOR (rRAPTOR): one :func:`_raptor` run per departure, latest first, labels kept.
+
+    Labels of later departures stay valid upper bounds for earlier ones, so
+    each run only does the work that the earlier departure makes possible.
+    Writes every (departure, rides, arrival) that improved the arrival for
+    that number of rides into ``out``; returns ``(n_out, n_touched)``. The
+    rows are Pareto-optimal over (later departure, earlier arrival, fewer rides)
+    up to ties, which the caller removes.
+    """
+    n_out = 0
+    K1 = max_rounds + 1
+    mark = np.zeros(access_stops.shape[0], dtype=np.bool_)
+    n_ev = departures.shape[0]
+    i = 0
+    first = True
+    while i < n_ev:
+        t = departures[i]
+        j = i
+        while j < n_ev and departures[j] == t:
+            mark[event_access[j]] = True
+            j += 1
+        for k in range(K1):
+            target[k] = INF
+        n_touched = _raptor(
+            pattern_stop_offsets, pattern_stops, pattern_pickup, pattern_dropoff,
+            pattern_time_offsets, pattern_n_trips, pattern_trip_offsets, pattern_arr, pattern_dep,
+            stop_pattern_offsets, stop_patterns, stop_pattern_pos,
+            footpath_offsets, footpath_to,
+            footpath_change_s, stop_change_s, stop_ok, pattern_ok, pattern_shift, trip_slots,
+            access_stops, access_s, mark, egress_s, t, max_rounds,
+            ride, best_ride, ride_pattern, ride_trip, ride_slot, ride_board, ride_alight,
+            ready, best_ready, ready_from,
+            target, best_target, target_stop,
+            touched, n_touched, is_touched,
+            marked, is_marked, improved, is_improved,
+            queue, first_pos,
+            egress_list, tgt_last, tgt_list, in_b1, b1_list,
+            rev_footpath_offsets, rev_footpath_to, rev_footpath_change_s,
+            b2_last, b2_plist, in_b2, b2_list, False, first, j >= n_ev,
+        )
+        first = False
+        for m in range(i, j):
+            mark[event_access[m]] = False
+        for k in range(1, K1):
+            if target[k] < INF:
+                out[n_out, 0] = t
+                out[n_out, 1] = k
+                out[n_out, 2] = target[k]
+                n_out += 1
+        i = j
+    return n_out, n_touched
+
+
+@njit(cache=True, nogil=True)
+def _reverse_patterns(pattern_stop_offsets, pattern_stops, pattern_pickup, pattern_dropoff,
+                      pattern_time_offsets, pattern_n_trips, pattern_trip_offsets, pattern_arr, pattern_dep,
+                      stop_pattern_offsets, stop_patterns, stop_pattern_pos):
+    """The time-reversed network for arrive-by search (latest departure = earliest arrival backwards).
+
+    Each pattern's stop order and trip order are reversed and times negated
+    (``arr' = -dep``, ``dep' = -arr``), pickup and drop-off swap roles.
+    Returns ``(stops, pickup, dropoff, arr, dep, stop_pattern_pos, trip_perm)``
+    where ``trip_perm[t']`` is the forward trip index of reversed trip ``t'``.
+    """
+    P = pattern_n_trips.shape[0]
+    stops_r = np.empty_like(pattern_stops)
+    pick_r = np.empty_like(pattern_pickup)
+    drop_r = np.empty_like(pattern_dropoff)
+    arr_r = np.empty_like(pattern_arr)
+    dep_r = np.empty_like(pattern_dep)
+    n_trips_total = pattern_trip_offsets[P]
+    perm = np.empty(n_trips_total, dtype=np.int64)
+    for p in range(P):
+        so = pattern_stop_offsets[p]
+        L = pattern_stop_offsets[p + 1] - so
+        n = pattern_n_trips[p]
+        tb = pattern_time_offsets[p]
+        for i in range(L):
+            j = L - 1 - i
+            stops_r[so + i] = pattern_stops[so + j]
+            pick_r[so + i] = pattern_dropoff[so + j]
+            drop_r[so + i] = pattern_pickup[so + j]
+            for c in range(n):
+                d = pattern_dep[tb + j * n + (n - 1 - c)]
+                a = pattern_arr[tb + j * n + (n - 1 - c)]
+                arr_r[tb + i * n + c] = SKIP if d >= SKIP else -d
+                dep_r[tb + i * n + c] = SKIP if a >= SKIP else -a
+        t0 = pattern_trip_offsets[p]
+        for c in range(n):
+            perm[t0 + c] = t0 + n - 1 - c
+    pos_r = np.empty_like(stop_pattern_pos)
+    for s in range(stop_pattern_offsets.shape[0] - 1):
+        for e in range(stop_pattern_offsets[s], stop_pattern_offsets[s + 1]):
+            p = stop_patterns[e]
+            L = pattern_stop_offsets[p + 1] - pattern_stop_offsets[p]
+            pos_r[e] = L - 1 - stop_pattern_pos[e]
+    return stops_r, pick_r, drop_r, arr_r, dep_r, pos_r, perm
+
+
+# ----------------------------------------------------------------------------------------------
+# multi-criteria RAPTOR (McRAPTOR): Pareto over (arrival, walking metres) per number of rides
+
+LBL_ACCESS, LBL_RIDE, LBL_TRANSFER = 0, 1, 2
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _dominated(head, next_, L_arr, L_walk, arr, walk):
+    """Is (arr, walk) dominated by (or equal to) a label in the list starting at ``head``?"""
+    l = head
+    while l >= 0:
+        if L_arr[l] <= arr and L_walk[l] <= walk:
+            return True
+        l = next_[l]
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _mc_insert(heads, k, s, next_, L_arr, L_walk, arr, walk, n_lab, cap):
+    """Insert (arr, walk) into bag ``heads[k, s]`` unless a label of a round ``<= k`` dominates it.
+
+    Removes the labels of round ``k`` it dominates. Returns the new label id
+    (``-1`` if dominated, ``-2`` if the pool is full).
+    """
+    for j in range(k + 1):
+        if _dominated(heads[j, s], next_, L_arr, L_walk, arr, walk):
+            return -1
+    if n_lab >= cap:
+        return -2
+    prev = -1
+    l = heads[k, s]
+    while l >= 0:
+        nx = next_[l]
+        if arr <= L_arr[l] and walk <= L_walk[l]:
+            if prev < 0:
+                heads[k, s] = nx
+            else:
+                next_[prev] = nx
+        else:
+            prev = l
+        l = nx
+    L_arr[n_lab] = arr
+    L_walk[n_lab] = walk
+    next_[n_lab] = heads[k, s]
+    heads[k, s] = n_lab
+    return n_lab
+
+
+@njit(cache=True, nogil=True)
+def _mcraptor(
+    pattern_stop_offsets, pattern_stops, pattern_pickup, pattern_dropoff,
+    pattern_time_offsets, pattern_n_trips, pattern_trip_offsets, pattern_arr, pattern_dep,
+    stop_pattern_offsets, stop_patterns, stop_pattern_pos,
+    footpath_offsets, footpath_to,
+    footpath_change_s, footpath_walk_m, stop_change_s, stop_ok, pattern_ok, pattern_shift, trip_slots,
+    access_stops, access_s, access_m, egress_s, egress_m,
+    t_dep, max_rounds, cap, seed,
+):
+    """McRAPTOR with bags of (arrival, walking metres) labels per (round, stop); round = rides.
+
+    ``footpath_walk_m`` / ``access_m`` / ``egress_m``: int32 walking metres.
+    Exact: a label is dropped only when another label with no more rides
+    arrives no later with no more walking, or a destination label does.
+    ``seed`` (m, 3) int64 rows ``(arrival, walk, rides)`` of journeys already
+    known (from RAPTOR) prune from the start; they are not returned again.
+
+    Returns ``(n_targets, target rows (arr, walk, rides, ride label, egress stop),
+    labels...)`` with the label pool ``(L_arr, L_walk, L_kind, L_parent, L_stop,
+    L_p, L_c, L_slot, L_b, L_a)``; ``n_targets = -1`` when the pool of ``cap``
+    labels overflowed (call again with a larger one).
+    """
+    S = stop_pattern_offsets.shape[0] - 1
+    K1 = max_rounds + 1
+    L_arr = np.empty(cap, dtype=np.int64)
+    L_walk = np.empty(cap, dtype=np.int64)
+    L_kind = np.empty(cap, dtype=np.int8)
+    L_parent = np.empty(cap, dtype=np.int32)
+    L_stop = np.empty(cap, dtype=np.int32)
+    L_p = np.empty(cap, dtype=np.int32)
+    L_c = np.empty(cap, dtype=np.int32)
+    L_slot = np.empty(cap, dtype=np.int8)
+    L_b = np.empty(cap, dtype=np.int32)
+    L_a = np.empty(cap, dtype=np.int32)
+    next_ = np.empty(cap, dtype=np.int32)
+    ride_heads = np.full((K1, S), -1, dtype=np.int32)
+    ready_heads = np.full((K1, S), -1, dtype=np.int32)
+    tgt = np.empty((4096, 5), dtype=np.int64)
+    n_tgt = 0
+    for i in range(min(seed.shape[0], 64)):
+        tgt[n_tgt, 0] = seed[i, 0]
+        tgt[n_tgt, 1] = seed[i, 1]
+        tgt[n_tgt, 2] = seed[i, 2]
+        tgt[n_tgt, 3] = -1
+        tgt[n_tgt, 4] = -1
+        n_tgt += 1
+    n_lab = 0
+    marked = np.zeros(S, dtype=np.int32)
+    is_marked = np.zeros(S, dtype=np.bool_)
+    n_marked = 0
+    improved = np.zeros(S, dtype=np.int32)
+    is_improved = np.zeros(S, dtype=np.bool_)
+    first_pos = np.full(pattern_n_trips.shape[0], -1, dtype=np.int32)
+    queue = np.zeros(pattern_n_trips.shape[0], dtype=np.int32)
+    # last ride: only patterns reaching an egress stop matter, up to their last egress position
+    tgt_last = np.full(pattern_n_trips.shape[0], -1, dtype=np.int64)
+    for g in range(S):
+        if egress_s[g] < 0:
+            continue
+        for e in range(stop_pattern_offsets[g], stop_pattern_offsets[g + 1]):
+            p = stop_patterns[e]
+            pos = stop_pattern_pos[e]
+            if pattern_dropoff[pattern_stop_offsets[p] + pos] != NO_PICKUP and pos > tgt_last[p]:
+                tgt_last[p] = pos
+    RB = 1024
+    rb_c = np.empty(RB, dtype=np.int64)
+    rb_slot = np.empty(RB, dtype=np.int64)
+    rb_dep = np.empty(RB, dtype=np.int64)
+    rb_walk = np.empty(RB, dtype=np.int64)
+    rb_parent = np.empty(RB, dtype=np.int64)
+    rb_board = np.empty(RB, dtype=np.int64)
+
+    for i in range(access_stops.shape[0]):
+        s = access_stops[i]
+        l = _mc_insert(ready_heads, 0, s, next_, L_arr, L_walk, t_dep + access_s[i], np.int64(access_m[i]),
+                       n_lab, cap)
+        if l == -2:
+            return -1, tgt, L_arr, L_walk, L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a
+        if l >= 0:
+            n_lab += 1
+            L_kind[l] = LBL_ACCESS
+            L_parent[l] = -1
+            L_stop[l] = s
+            if not is_marked[s]:
+                is_marked[s] = True
+                marked[n_marked] = s
+                n_marked += 1
+
+    for k in range(1, K1):
+        if n_marked == 0:
+            break
+        n_queue = 0
+        for i in range(n_marked):
+            s = marked[i]
+            is_marked[s] = False
+            for e in range(stop_pattern_offsets[s], stop_pattern_offsets[s + 1]):
+                p = stop_patterns[e]
+                if not pattern_ok[p]:
+                    continue
+                pos = stop_pattern_pos[e]
+                if k == K1 - 1 and pos >= tgt_last[p]:
+                    continue
+                if first_pos[p] < 0:
+                    queue[n_queue] = p
+                    n_queue += 1
+                    first_pos[p] = pos
+                elif pos < first_pos[p]:
+                    first_pos[p] = pos
+        n_marked = 0
+        n_improved = 0
+        for qi in range(n_queue):
+            p = queue[qi]
+            start = first_pos[p]
+            first_pos[p] = -1
+            so = pattern_stop_offsets[p]
+            n_pos = pattern_stop_offsets[p + 1] - so
+            n = pattern_n_trips[p]
+            tb = pattern_time_offsets[p]
+            n_rb = 0
+            end = n_pos if k < K1 - 1 else tgt_last[p] + 1
+            for pos in range(start, end):
+                s = pattern_stops[so + pos]
+                # alight every route-bag entry here
+                if n_rb > 0 and pattern_dropoff[so + pos] != NO_PICKUP and stop_ok[s]:
+                    for r in range(n_rb):
+                        raw = pattern_arr[tb + pos * n + rb_c[r]]
+                        if raw >= SKIP:
+                            continue
+                        a = raw + pattern_shift[p, rb_slot[r]]
+                        w = rb_walk[r]
+                        pruned = False
+                        for ti in range(n_tgt):
+                            if tgt[ti, 0] <= a and tgt[ti, 1] <= w and tgt[ti, 2] <= k:
+                                pruned = True
+                                break
+                        if pruned:
+                            continue
+                        l = _mc_insert(ride_heads, k, s, next_, L_arr, L_walk, a, w, n_lab, cap)
+                        if l == -2:
+                            return -1, tgt, L_arr, L_walk, L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a
+                        if l >= 0:
+                            n_lab += 1
+                            L_kind[l] = LBL_RIDE
+                            L_parent[l] = rb_parent[r]
+                            L_stop[l] = s
+                            L_p[l] = p
+                            L_c[l] = rb_c[r]
+                            L_slot[l] = rb_slot[r]
+                            L_b[l] = rb_board[r]
+                            L_a[l] = pos
+                            if not is_improved[s]:
+                                is_improved[s] = True
+                                improved[n_improved] = s
+                                n_improved += 1
+                # board with the labels of the previous round
+                if pattern_pickup[so + pos] != NO_PICKUP and stop_ok[s]:
+                    l = ready_heads[k - 1, s]
+                    while l >= 0:
+                        c, slot, d = _earliest_trip(p, pos, L_arr[l], pattern_time_offsets, pattern_n_trips,
+                                                    pattern_trip_offsets, pattern_dep, pattern_shift, trip_slots)
+                        if c >= 0:
+                            w = L_walk[l]
+                            # compare trips by their departure here (FIFO: earlier here, earlier everywhere after)
+                            for r in range(n_rb):
+                                rb_dep[r] = pattern_dep[tb + pos * n + rb_c[r]] + pattern_shift[p, rb_slot[r]]
+                            dom = False
+                            for r in range(n_rb):
+                                if rb_dep[r] <= d and rb_walk[r] <= w:
+                                    dom = True
+                                    break
+                            if not dom:
+                                keep = 0
+                                for r in range(n_rb):
+                                    if not (d <= rb_dep[r] and w <= rb_walk[r]):
+                                        rb_c[keep] = rb_c[r]
+                                        rb_slot[keep] = rb_slot[r]
+                                        rb_dep[keep] = rb_dep[r]
+                                        rb_walk[keep] = rb_walk[r]
+                                        rb_parent[keep] = rb_parent[r]
+                                        rb_board[keep] = rb_board[r]
+                                        keep += 1
+                                n_rb = keep
+                                if n_rb < RB:
+                                    rb_c[n_rb] = c
+                                    rb_slot[n_rb] = slot
+                                    rb_dep[n_rb] = d
+                                    rb_walk[n_rb] = w
+                                    rb_parent[n_rb] = l
+                                    rb_board[n_rb] = pos
+                                    n_rb += 1
+                        l = next_[l]
+                # route-bag entries keep their departure at the boarding stop; later stops compare by it
+        # destination and transfers
+        for i in range(n_improved):
+            u = improved[i]
+            is_improved[u] = False
+            l = ride_heads[k, u]
+            while l >= 0:
+                a = L_arr[l]
+                w = L_walk[l]
+                if egress_s[u] >= 0:
+                    ta = a + egress_s[u]
+                    tw = w + egress_m[u]
+                    dom = False
+                    for ti in range(n_tgt):
+                        if tgt[ti, 0] <= ta and tgt[ti, 1] <= tw and tgt[ti, 2] <= k:
+                            dom = True
+                            break
+                    if not dom and n_tgt < tgt.shape[0]:
+                        tgt[n_tgt, 0] = ta
+                        tgt[n_tgt, 1] = tw
+                        tgt[n_tgt, 2] = k
+                        tgt[n_tgt, 3] = l
+                        tgt[n_tgt, 4] = u
+                        n_tgt += 1
+                l = next_[l]
+        if k == K1 - 1:
+            break
+        for i in range(n_improved):
+            u = improved[i]
+            l = ride_heads[k, u]
+            while l >= 0:
+                a = L_arr[l]
+                w = L_walk[l]
+                nxt_l = next_[l]
+                for e in range(footpath_offsets[u] - 1, footpath_offsets[u + 1]):
+                    if e < footpath_offsets[u]:
+                        v = u
+                        if stop_change_s[u] < 0:
+                            continue
+                        ra = a + stop_change_s[u]
+                        rw = w
+                    else:
+                        if footpath_change_s[e] < 0:
+                            continue
+                        v = footpath_to[e]
+                        ra = a + footpath_change_s[e]
+                        rw = w + footpath_walk_m[e]
+                    dom = False
+                    for ti in range(n_tgt):
+                        if tgt[ti, 0] <= ra and tgt[ti, 1] <= rw and tgt[ti, 2] <= k:
+                            dom = True
+                            break
+                    if dom:
+                        continue
+                    nl = _mc_insert(ready_heads, k, v, next_, L_arr, L_walk, ra, rw, n_lab, cap)
+                    if nl == -2:
+                        return -1, tgt, L_arr, L_walk, L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a
+                    if nl >= 0:
+                        n_lab += 1
+                        L_kind[nl] = LBL_TRANSFER
+                        L_parent[nl] = l
+                        L_stop[nl] = v
+                        if not is_marked[v]:
+                            is_marked[v] = True
+                            marked[n_marked] = v
+                            n_marked += 1
+                l = nxt_l
+    return n_tgt, tgt, L_arr, L_walk, L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a

@@ -1,0 +1,1000 @@
+"""Public journey-planning API over a compiled :class:`~routing.timetable.Timetable`.
+
+``plan(tt, PlanRequest(...))`` validates the request, maps ids / coordinates to
+stop indices, prepares per-request arrays (trips running on the service days
+around the query, filters, walking times), runs the numba kernels of
+:mod:`routing.kernels` with a reusable per-thread search state, reconstructs
+journeys and turns them into API.md itineraries (:mod:`routing.itinerary`).
+
+Semantics (shared with the reference oracle in ``tests/routing/reference.py``):
+
+* ``k`` rides = ``k - 1`` transfers; results are Pareto-optimal over
+  (arrival, rides) — "fastest" and "fewest_transfers" come from that set.
+* Changing vehicles at the same stop takes ``max(stop_min_change_s, min_change_s)``
+  and is impossible where transfers.txt forbids it (type 3 on the stop itself).
+* A footpath ``u -> v`` between rides takes ``max(walk, min_change_s)`` where
+  ``walk = max(footpath_s, ceil(footpath_m / walk_speed))`` (transfers.txt
+  minimum times are a floor; a slower walker takes longer). Footpaths longer
+  than ``max_walk_m`` are not used. One footpath between two rides.
+* A stop-id origin stands for the stop (or, for a parent station, all its
+  platforms) at the departure time plus one footpath from there; a ``lat,lon``
+  origin walks (straight line at ``walk_speed``) to every stop within
+  ``max_walk_m``. Destinations likewise.
+* Trips of the service day before, of and after the query date are searched
+  (times past 24:00 belong to the previous day); each feed uses its own
+  time zone.
+* Nothing found: ``plan`` returns ``[]`` (the HTTP/CLI layer decides whether
+  that is a 404 ``no_itinerary``); bad input raises :class:`InvalidQuery` or
+  :class:`UnknownStop`.
+* Trip-to-trip transfer rules (stay-seated, timed transfers between two named
+  trips) are not used by the search: such transfers are then judged by the
+  stop's change time like any other.
+* Several itineraries: Pareto-optimal over (arrival, rides) at the departure
+  time, then the same for just after the earliest departure found (next
+  departures), plus McRAPTOR's journeys Pareto-optimal in walking metres too;
+  dominated ones are dropped, each kept one is labelled ``fastest``,
+  ``fewest_transfers``, ``least_walking`` or ``alternative``.
+* Arrive-by runs RAPTOR backwards in time (latest departure per number of
+  rides); ``window_s > 0`` runs range RAPTOR (all Pareto-optimal
+  (departure, arrival, rides) in the window, see :func:`range_profile`).
+* Real time (``realtime``, a :class:`routing.realtime.RealtimeOverlay`):
+  updated trips use the predicted times on their service day (skipped stops
+  are neither boarded nor left), cancelled trips are left out that day, and
+  updated trips are left out on the neighbouring service days of the query
+  window (their static times are not in the merged arrays). An overlaid
+  pattern that is no longer FIFO may make the search miss an optimal journey
+  (never return an infeasible one).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from routing import kernels as K
+from routing.errors import InvalidQuery, UnknownStop
+from routing.timetable import MODES, Timetable
+
+INF = int(K.INF)
+EARTH_R = 6_371_008.8
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """A journey-planning query (see the module docstring for the semantics).
+
+    ``origin`` / ``destination``: ``"<feed_id>:<stop_id>"`` or ``"lat,lon"``.
+    Exactly one of ``depart_at`` / ``arrive_by`` (timezone-aware).
+    ``window_s > 0`` (with ``depart_at``): range search over
+    ``[depart_at, depart_at + window_s]`` returning the Pareto-optimal
+    (departure, arrival, transfers) journeys.
+    """
+
+    origin: str
+    destination: str
+    depart_at: datetime | None = None
+    arrive_by: datetime | None = None
+    window_s: int = 0
+    max_transfers: int = 4
+    min_change_s: int = 0
+    walk_speed_m_s: float = 1.3
+    max_walk_m: float = 1000.0
+    modes: frozenset[str] | None = None
+    excluded_operators: frozenset[str] = frozenset()
+    wheelchair: bool = False
+    max_itineraries: int = 5
+
+
+# --------------------------------------------------------------------------------------------
+# geometry helpers
+
+
+def haversine_m(lat1, lon1, lat2, lon2):
+    """Great-circle distance in metres (numpy-broadcasting)."""
+    p1 = np.radians(lat1)
+    p2 = np.radians(lat2)
+    dp = p2 - p1
+    dl = np.radians(np.asarray(lon2) - np.asarray(lon1))
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return 2 * EARTH_R * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+
+
+def parse_latlon(text: str) -> tuple[float, float] | None:
+    """``"lat,lon"`` -> floats, ``None`` if ``text`` is not of that form (then it is a stop id)."""
+    parts = text.split(",")
+    if len(parts) != 2:
+        return None
+    try:
+        lat, lon = float(parts[0]), float(parts[1])
+    except ValueError:
+        return None
+    if not (math.isfinite(lat) and math.isfinite(lon)) or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise InvalidQuery(f"coordinates out of range: {text!r}", details={"value": text})
+    return lat, lon
+
+
+# --------------------------------------------------------------------------------------------
+# per-timetable derived data
+
+
+class _Net:
+    """The arrays one kernel direction needs (forward or time-reversed)."""
+
+    def __init__(self, tt: Timetable, reverse: bool, arr: np.ndarray | None = None, dep: np.ndarray | None = None,
+                 fwd: _Net | None = None):
+        self.reverse = reverse
+        self.pattern_stop_offsets = np.ascontiguousarray(tt.pattern_stop_offsets, dtype=np.int64)
+        self.pattern_time_offsets = np.ascontiguousarray(tt.pattern_time_offsets, dtype=np.int64)
+        self.pattern_n_trips = np.ascontiguousarray(tt.pattern_n_trips, dtype=np.int64)
+        self.pattern_trip_offsets = np.ascontiguousarray(tt.pattern_trip_offsets, dtype=np.int64)
+        self.stop_pattern_offsets = np.ascontiguousarray(tt.stop_pattern_offsets, dtype=np.int64)
+        self.stop_patterns = np.ascontiguousarray(tt.stop_patterns, dtype=np.int32)
+        if not reverse:
+            self.pattern_stops = np.ascontiguousarray(tt.pattern_stops, dtype=np.int32)
+            self.pattern_pickup = np.ascontiguousarray(tt.pattern_pickup, dtype=np.int8)
+            self.pattern_dropoff = np.ascontiguousarray(tt.pattern_dropoff, dtype=np.int8)
+            self.pattern_arr = np.ascontiguousarray(tt.pattern_arr if arr is None else arr, dtype=np.int32)
+            self.pattern_dep = np.ascontiguousarray(tt.pattern_dep if dep is None else dep, dtype=np.int32)
+            self.stop_pattern_pos = np.ascontiguousarray(tt.stop_pattern_pos, dtype=np.int32)
+            self.trip_perm = None
+            self.footpath_offsets = np.ascontiguousarray(tt.footpath_offsets, dtype=np.int64)
+            self.footpath_to = np.ascontiguousarray(tt.footpath_to, dtype=np.int32)
+        else:
+            fwd = fwd if fwd is not None else _derived(tt).fwd
+            (self.pattern_stops, self.pattern_pickup, self.pattern_dropoff, self.pattern_arr, self.pattern_dep,
+             self.stop_pattern_pos, self.trip_perm) = K._reverse_patterns(
+                fwd.pattern_stop_offsets, fwd.pattern_stops, fwd.pattern_pickup, fwd.pattern_dropoff,
+                fwd.pattern_time_offsets, fwd.pattern_n_trips, fwd.pattern_trip_offsets, fwd.pattern_arr,
+                fwd.pattern_dep, fwd.stop_pattern_offsets, fwd.stop_patterns, fwd.stop_pattern_pos)
+            # footpaths transposed: walking u -> v forwards is v -> u backwards
+            d = _derived(tt)
+            self.footpath_offsets, self.footpath_to = d.fp_t_offsets, d.fp_t_to
+        if not reverse:
+            frm = np.repeat(np.arange(tt.n_stops), np.diff(tt.footpath_offsets))
+            order = np.argsort(np.asarray(tt.footpath_to), kind="stable")
+            self.rev_footpath_to = np.ascontiguousarray(frm[order], dtype=np.int32)
+            counts = np.bincount(np.asarray(tt.footpath_to), minlength=tt.n_stops)
+            self.rev_footpath_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+            self.footpath_t_perm = order
+        else:
+            self.rev_footpath_offsets = np.ascontiguousarray(tt.footpath_offsets, dtype=np.int64)
+            self.rev_footpath_to = np.ascontiguousarray(tt.footpath_to, dtype=np.int32)
+
+    def tt_args(self) -> tuple:
+        return (self.pattern_stop_offsets, self.pattern_stops, self.pattern_pickup, self.pattern_dropoff,
+                self.pattern_time_offsets, self.pattern_n_trips, self.pattern_trip_offsets,
+                self.pattern_arr, self.pattern_dep, self.stop_pattern_offsets, self.stop_patterns,
+                self.stop_pattern_pos, self.footpath_offsets, self.footpath_to)
+
+
+class _Derived:
+    """Per-timetable lookups computed once (weakly attached to the timetable)."""
+
+    def __init__(self, tt: Timetable):
+        self.tt_ref = weakref.ref(tt)
+        self.pattern_feed = tt.route_feed[tt.pattern_route].astype(np.int64)
+        self.stop_served = np.diff(tt.stop_pattern_offsets) > 0
+        self.served_idx = np.flatnonzero(self.stop_served)
+        # children of parent stations (platforms only)
+        par = np.asarray(tt.stop_parent)
+        kids = np.flatnonzero((par >= 0) & (np.asarray(tt.stop_location_type) == 0))
+        self.children: dict[int, list[int]] = {}
+        for c, p in zip(kids.tolist(), par[kids].tolist()):
+            self.children.setdefault(p, []).append(c)
+        wb = np.asarray(tt.stop_wheelchair_boarding).astype(np.int8).copy()
+        inherit = (wb == 0) & (par >= 0)
+        wb[inherit] = np.asarray(tt.stop_wheelchair_boarding)[par[inherit]]
+        self.stop_wheelchair_ok = wb == 1
+        self.trip_wheelchair_ok = np.asarray(tt.trip_wheelchair_accessible) == 1
+        self.footpath_from = np.repeat(np.arange(tt.n_stops), np.diff(tt.footpath_offsets)).astype(np.int64)
+        self.stop_lat = np.asarray(tt.stop_lat, dtype=np.float64)
+        self.footpath_m = np.asarray(tt.footpath_m, dtype=np.float64)
+        self.stop_location_type = np.asarray(tt.stop_location_type)
+        self.stop_lon = np.asarray(tt.stop_lon, dtype=np.float64)
+        self._fwd: _Net | None = None
+        self._rev: _Net | None = None
+        self.cache: dict[Any, Any] = {}
+        self.lock = threading.Lock()
+
+    @property
+    def fwd(self) -> _Net:
+        if self._fwd is None:
+            self._fwd = _Net(self.tt_ref(), reverse=False)
+        return self._fwd
+
+    @property
+    def fp_t_offsets(self) -> np.ndarray:
+        return self.fwd.rev_footpath_offsets
+
+    @property
+    def fp_t_to(self) -> np.ndarray:
+        return self.fwd.rev_footpath_to
+
+    @property
+    def fp_t_perm(self) -> np.ndarray:
+        return self.fwd.footpath_t_perm
+
+    @property
+    def rev(self) -> _Net:
+        with self.lock:
+            if self._rev is None:
+                self._rev = _Net(self.tt_ref(), reverse=True)
+        return self._rev
+
+
+def _rt_cache(realtime) -> dict:
+    """Per-overlay cache (lives and dies with the overlay object)."""
+    c = realtime.__dict__.get("_search_cache")
+    if c is None:
+        c = {}
+        object.__setattr__(realtime, "_search_cache", c)
+    return c
+
+
+def _nets(tt: Timetable, realtime, reverse: bool) -> _Net:
+    """The kernel network: static, or with a real-time overlay written in.
+
+    Real-time times come from :meth:`RealtimeOverlay.merged_times`; a stop the
+    trip skips gets time :data:`routing.kernels.SKIP` (never boarded or left there).
+    """
+    d = _derived(tt)
+    if realtime is None:
+        return d.rev if reverse else d.fwd
+    c = _rt_cache(realtime)
+    key = ("net", id(tt), reverse)
+    net = c.get(key)
+    if net is None:
+        if reverse:
+            net = _Net(tt, True, fwd=_nets(tt, realtime, False))
+        else:
+            arr, dep = realtime.merged_times(tt)
+            arr = np.array(arr, dtype=np.int32, copy=True)
+            dep = np.array(dep, dtype=np.int32, copy=True)
+            for q, p in enumerate(np.asarray(realtime.patterns).tolist()):
+                a, b = int(tt.pattern_time_offsets[p]), int(tt.pattern_time_offsets[p + 1])
+                sk = np.asarray(realtime.skipped[int(realtime.time_offsets[q]):int(realtime.time_offsets[q + 1])])
+                arr[a:b][sk] = K.SKIP
+                dep[a:b][sk] = K.SKIP
+            net = _Net(tt, False, arr=arr, dep=dep)
+        c[key] = net
+    return net
+
+
+_DERIVED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_DERIVED_LOCK = threading.Lock()
+
+
+def _derived(tt: Timetable) -> _Derived:
+    d = _DERIVED.get(tt)
+    if d is None:
+        with _DERIVED_LOCK:
+            d = _DERIVED.get(tt)
+            if d is None:
+                d = _Derived(tt)
+                _DERIVED[tt] = d
+    return d
+
+
+# --------------------------------------------------------------------------------------------
+# search state
+
+
+class _State:
+    """Reusable search arrays for one (thread, timetable, max rides)."""
+
+    def __init__(self, n_stops: int, n_patterns: int, max_rounds: int):
+        k1 = max_rounds + 1
+        shape = (k1, n_stops)
+        self.max_rounds = max_rounds
+        self.ride = np.full(shape, INF, dtype=np.int64)
+        self.best_ride = np.full(shape, INF, dtype=np.int64)
+        self.ride_pattern = np.full(shape, -1, dtype=np.int32)
+        self.ride_trip = np.zeros(shape, dtype=np.int32)
+        self.ride_slot = np.zeros(shape, dtype=np.int8)
+        self.ride_board = np.zeros(shape, dtype=np.int32)
+        self.ride_alight = np.zeros(shape, dtype=np.int32)
+        self.ready = np.full(shape, INF, dtype=np.int64)
+        self.best_ready = np.full(shape, INF, dtype=np.int64)
+        self.ready_from = np.full(shape, -2, dtype=np.int32)
+        self.target = np.full(k1, INF, dtype=np.int64)
+        self.best_target = np.full(k1, INF, dtype=np.int64)
+        self.target_stop = np.full(k1, -1, dtype=np.int32)
+        self.touched = np.zeros(n_stops, dtype=np.int32)
+        self.n_touched = 0
+        self.is_touched = np.zeros(n_stops, dtype=np.bool_)
+        self.marked = np.zeros(n_stops, dtype=np.int32)
+        self.is_marked = np.zeros(n_stops, dtype=np.bool_)
+        self.improved = np.zeros(n_stops, dtype=np.int32)
+        self.is_improved = np.zeros(n_stops, dtype=np.bool_)
+        self.queue = np.zeros(n_patterns, dtype=np.int32)
+        self.first_pos = np.full(n_patterns, -1, dtype=np.int32)
+        self.egress = np.full(n_stops, -1, dtype=np.int64)
+        self.tgt_last = np.full(n_patterns, -1, dtype=np.int32)
+        self.tgt_list = np.full(n_patterns, -1, dtype=np.int32)
+        self.in_b1 = np.zeros(n_stops, dtype=np.bool_)
+        self.b1_list = np.full(n_stops, -1, dtype=np.int32)
+        self.b2_last = np.full(n_patterns, -1, dtype=np.int32)
+        self.b2_plist = np.full(n_patterns, -1, dtype=np.int32)
+        self.in_b2 = np.zeros(n_stops, dtype=np.bool_)
+        self.b2_list = np.full(n_stops, -1, dtype=np.int32)
+
+    def reset(self) -> None:
+        K._reset_state(self.touched, self.n_touched, self.ride, self.best_ride, self.ready, self.best_ready,
+                       self.ride_pattern, self.ready_from, self.is_touched)
+        self.n_touched = 0
+        self.target[:] = INF
+        self.best_target[:] = INF
+        self.target_stop[:] = -1
+
+    def label_args(self) -> tuple:
+        return (self.ride, self.best_ride, self.ride_pattern, self.ride_trip, self.ride_slot, self.ride_board,
+                self.ride_alight, self.ready, self.best_ready, self.ready_from,
+                self.target, self.best_target, self.target_stop)
+
+    def work_args(self) -> tuple:
+        return (self.marked, self.is_marked, self.improved, self.is_improved, self.queue, self.first_pos)
+
+    def b2_args(self) -> tuple:
+        return (self.b2_last, self.b2_plist, self.in_b2, self.b2_list)
+
+    def target_args(self, egress_list: np.ndarray) -> tuple:
+        return (egress_list, self.tgt_last, self.tgt_list, self.in_b1, self.b1_list)
+
+
+_LOCAL = threading.local()
+
+
+def _state(tt: Timetable, reverse: bool, max_rounds: int) -> _State:
+    cache = getattr(_LOCAL, "states", None)
+    if cache is None:
+        cache = _LOCAL.states = weakref.WeakKeyDictionary()
+    per_tt = cache.setdefault(tt, {})
+    key = (reverse, max_rounds)
+    st = per_tt.get(key)
+    if st is None:
+        st = per_tt[key] = _State(tt.n_stops, tt.n_patterns, max_rounds)
+    return st
+
+
+# --------------------------------------------------------------------------------------------
+# request preparation
+
+
+@dataclass
+class _Prepared:
+    """Everything a kernel call needs besides the timetable arrays."""
+
+    ref_epoch: int  # UTC epoch seconds of query-axis time 0
+    day_index: np.ndarray  # (F,) service-day index of slot 1 per feed
+    pattern_shift: np.ndarray  # (P, 3) int64
+    trip_slots: np.ndarray  # (T,) uint8 (forward trip order)
+    pattern_ok: np.ndarray  # (P,) bool
+    stop_ok: np.ndarray  # (S,) bool
+    footpath_walk_s: np.ndarray  # (E,) int64 walking seconds, -1 = too long
+    footpath_change_s: np.ndarray  # (E,) int64 walking + change seconds, -1 = unusable
+    stop_change_s: np.ndarray  # (S,) int64
+    extra: dict = field(default_factory=dict)
+
+
+def run_lists(slots: np.ndarray, pattern_trip_offsets: np.ndarray, n_patterns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per day slot and pattern, the columns of usable trips: ``(run_offsets (3, P+1) int64, run_cols int32)``.
+
+    ``slots``: (T,) uint8 day-slot bits in the network's trip order (trips
+    grouped by pattern, columns ascending), so each pattern's list is sorted.
+    """
+    offs = np.asarray(pattern_trip_offsets, dtype=np.int64)
+    pattern_of = np.repeat(np.arange(n_patterns), np.diff(offs))
+    cols_all = np.arange(offs[-1], dtype=np.int64) - offs[pattern_of]
+    run_offsets = np.zeros((3, n_patterns + 1), dtype=np.int64)
+    parts = []
+    base = 0
+    for slot in range(3):
+        sel = ((slots >> np.uint8(slot)) & 1).astype(bool)
+        counts = np.bincount(pattern_of[sel], minlength=n_patterns)
+        run_offsets[slot] = base + np.concatenate([[0], np.cumsum(counts)])
+        parts.append(cols_all[sel])
+        base += int(sel.sum())
+    return run_offsets, np.concatenate(parts).astype(np.int32)
+
+
+def _filters(tt: Timetable, d: _Derived, day_index: tuple[int, ...], req: PlanRequest, realtime) -> tuple:
+    key = ("filters", day_index, req.wheelchair, req.modes, req.excluded_operators)
+    cache = d.cache if realtime is None else _rt_cache(realtime)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    days = np.asarray(day_index, dtype=np.int64)
+    trip_feed = d.pattern_feed[tt.trip_pattern]
+    slots = np.zeros(tt.n_trips, dtype=np.uint8)
+    nd = tt.n_days
+    for slot in range(3):
+        day_of_trip = days[trip_feed] + (slot - 1)
+        inside = (day_of_trip >= 0) & (day_of_trip < nd)
+        runs = np.zeros(tt.n_trips, dtype=bool)
+        runs[inside] = tt.service_days[tt.trip_service[inside], day_of_trip[inside]].astype(bool)
+        slots |= runs.astype(np.uint8) << np.uint8(slot)
+    if realtime is not None:
+        # an update holds on its trip_day: cancelled trips vanish that day; on the other days of the
+        # window an updated trip is left out (its static times are not in the merged arrays)
+        upd = np.asarray(realtime.updated_trips, dtype=np.int64)
+        if upd.size:
+            uday = np.asarray(realtime.trip_day, dtype=np.int64)
+            cancelled = np.asarray(realtime.trip_cancelled, dtype=bool)[upd]
+            for slot in range(3):
+                day = days[trip_feed[upd]] + (slot - 1)
+                drop = (day != uday) | cancelled
+                slots[upd[drop]] &= np.uint8(~(1 << slot) & 0xFF)
+    if req.wheelchair:
+        slots[~d.trip_wheelchair_ok] = 0
+    route_ok = np.ones(tt.route_ids.shape[0], dtype=bool)
+    if req.modes is not None:
+        allowed = np.array([m in req.modes for m in MODES])
+        route_ok &= allowed[tt.route_modes.astype(np.int64)]
+    if req.excluded_operators:
+        ops = np.array([o in req.excluded_operators for o in tt.feed_operator_ids.tolist()], dtype=bool)
+        route_ok &= ~ops[tt.route_feed]
+    slots[~route_ok[tt.trip_route]] = 0
+    # per pattern and slot: does any trip run? (INF shift = skip that day in the kernel)
+    per_pattern = np.zeros((tt.n_patterns, 3), dtype=bool)
+    offs = np.asarray(tt.pattern_trip_offsets, dtype=np.int64)
+    nonempty = offs[1:] > offs[:-1]
+    for slot in range(3):
+        bit = ((slots >> np.uint8(slot)) & 1).astype(np.int64)
+        cs = np.concatenate([[0], np.cumsum(bit)])
+        per_pattern[:, slot] = (cs[offs[1:]] - cs[offs[:-1]]) > 0
+    pattern_ok = per_pattern.any(axis=1) & nonempty
+    stop_ok = d.stop_wheelchair_ok.copy() if req.wheelchair else np.ones(tt.n_stops, dtype=bool)
+    out = (slots, per_pattern, pattern_ok, stop_ok, run_lists(slots, tt.pattern_trip_offsets, tt.n_patterns))
+    if len(cache) > 64:
+        cache.clear()
+    cache[key] = out
+    return out
+
+
+def _walking(tt: Timetable, d: _Derived, req: PlanRequest) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    key = ("walk", req.walk_speed_m_s, req.max_walk_m, req.min_change_s)
+    hit = d.cache.get(key)
+    if hit is not None:
+        return hit
+    m = np.asarray(tt.footpath_m, dtype=np.float64)
+    walk = np.maximum(np.asarray(tt.footpath_s, dtype=np.int64), np.ceil(m / req.walk_speed_m_s).astype(np.int64))
+    walk[m > req.max_walk_m] = -1
+    change = np.where(walk >= 0, np.maximum(walk, req.min_change_s), -1).astype(np.int64)
+    stop_change = np.maximum(np.asarray(tt.stop_min_change_s, dtype=np.int64), req.min_change_s)
+    stop_change[np.asarray(tt.stop_no_transfer, dtype=bool)] = -1
+    change_t = np.ascontiguousarray(change[d.fp_t_perm])
+    walk_t = np.ascontiguousarray(walk[d.fp_t_perm])
+    out = (walk, change, stop_change, change_t, walk_t)
+    d.cache[key] = out
+    return out
+
+
+def _prepare(tt: Timetable, req: PlanRequest, when: datetime, realtime) -> _Prepared:
+    d = _derived(tt)
+    tz_names = d.cache.get("tz_names")
+    if tz_names is None:
+        tz_names = d.cache["tz_names"] = [ZoneInfo(str(z)) for z in tt.feed_timezones.tolist()]
+    day_index_t = tuple(tt.day_index(when.astimezone(z).date()) for z in tz_names)
+    slots, per_pattern, pattern_ok, stop_ok, runs = _filters(tt, d, day_index_t, req, realtime)
+    key = ("shift", day_index_t, req.wheelchair, req.modes, req.excluded_operators)
+    cache = d.cache if realtime is None else _rt_cache(realtime)
+    hit = cache.get(key)
+    if hit is None:
+        n_feeds = len(tz_names)
+        ref_epoch = int(tt.day_start_utc(0, day_index_t[0]).timestamp())
+        feed_shift = np.empty((n_feeds, 3), dtype=np.int64)
+        for f in range(n_feeds):
+            for slot in range(3):
+                feed_shift[f, slot] = int(tt.day_start_utc(f, day_index_t[f] + slot - 1).timestamp()) - ref_epoch
+        shift = np.ascontiguousarray(np.where(per_pattern, feed_shift[d.pattern_feed], INF))
+        hit = cache[key] = (ref_epoch, shift, np.asarray(day_index_t))
+    ref_epoch, shift, day_index = hit
+    walk, change, stop_change, change_t, walk_t = _walking(tt, d, req)
+    fwd = _nets(tt, realtime, False)
+    return _Prepared(ref_epoch, day_index, shift, slots, pattern_ok, stop_ok,
+                     walk, change, stop_change, {"change_t": change_t, "walk_t": walk_t, "arr": fwd.pattern_arr,
+                                                 "runs": runs, "filters_key": (day_index_t, req.wheelchair, req.modes,
+                                                                               req.excluded_operators),
+                                                 "dep": fwd.pattern_dep, "realtime": realtime})
+
+
+# --------------------------------------------------------------------------------------------
+# endpoints (origin / destination)
+
+
+@dataclass
+class _Endpoint:
+    """Resolved origin or destination."""
+
+    text: str
+    stop: int | None  # the stop index named (parent or platform), None for coordinates
+    lat: float
+    lon: float
+    platforms: list[int]  # stops the place stands for (walk 0)
+    near: dict[int, tuple[int, float]]  # stop -> (walk seconds, metres) incl. platforms (0, 0)
+
+
+def _resolve(tt: Timetable, text: str, req: PlanRequest, prep: _Prepared, outgoing: bool) -> _Endpoint:
+    d = _derived(tt)
+    ll = parse_latlon(text)
+    if ll is not None:
+        lat, lon = ll
+        cand = d.served_idx
+        dist = haversine_m(lat, lon, d.stop_lat[cand], d.stop_lon[cand])
+        sel = dist <= req.max_walk_m
+        near = {int(s): (int(math.ceil(m / req.walk_speed_m_s)), float(m)) for s, m in zip(cand[sel], dist[sel])}
+        return _Endpoint(text, None, lat, lon, [], near)
+    idx = tt.find_stop(text)
+    if idx is None:
+        raise UnknownStop(f"unknown stop {text!r}", details={"stop_id": text})
+    platforms = d.children.get(idx, [idx]) if d.stop_location_type[idx] != 0 else [idx]
+    near: dict[int, tuple[int, float]] = {s: (0, 0.0) for s in platforms}
+    # one footpath from (outgoing) / to (incoming) the platforms
+    walk = prep.footpath_walk_s
+    fwd = d.fwd
+    fp_m = d.footpath_m
+    if outgoing:
+        for s in platforms:
+            for e in range(int(fwd.footpath_offsets[s]), int(fwd.footpath_offsets[s + 1])):
+                w = int(walk[e])
+                v = int(fwd.footpath_to[e])
+                if w >= 0 and (v not in near or near[v][0] > w):
+                    near[v] = (w, float(fp_m[e]))
+    else:
+        t_off, t_to, t_perm = d.fp_t_offsets, d.fp_t_to, d.fp_t_perm
+        for s in platforms:
+            for e in range(int(t_off[s]), int(t_off[s + 1])):
+                fe = int(t_perm[e])
+                w = int(walk[fe])
+                u = int(t_to[e])
+                if w >= 0 and (u not in near or near[u][0] > w):
+                    near[u] = (w, float(fp_m[fe]))
+    return _Endpoint(text, idx, float(d.stop_lat[idx]), float(d.stop_lon[idx]), platforms, near)
+
+
+def _direct_walk(tt: Timetable, o: _Endpoint, dst: _Endpoint, req: PlanRequest) -> tuple[int, float] | None:
+    """Walk-only journey (seconds, metres), or None."""
+    best: tuple[int, float] | None = None
+    if o.stop is None and dst.stop is None:
+        m = float(haversine_m(o.lat, o.lon, dst.lat, dst.lon))
+        if m <= req.max_walk_m:
+            best = (int(math.ceil(m / req.walk_speed_m_s)), m)
+    for s in o.platforms:  # stop origin: one footpath (or coordinates) to the destination
+        if s in dst.near and (best is None or dst.near[s][0] < best[0]):
+            best = dst.near[s]
+    for s in dst.platforms:
+        if s in o.near and (best is None or o.near[s][0] < best[0]):
+            best = o.near[s]
+    return best
+
+
+# --------------------------------------------------------------------------------------------
+# journeys
+
+
+@dataclass
+class Journey:
+    """A reconstructed journey on the forward query axis (indices, not ids).
+
+    ``rides``: ``(pattern, column, slot, board_pos, alight_pos)`` in travel
+    order; ``access`` / ``egress``: ``(stop, walk_s, metres)`` for the first
+    boarding / last alighting stop; ``transfers``: per gap between rides
+    ``(from_stop, to_stop)`` (equal when changing at the same stop).
+    """
+
+    rides: list[tuple[int, int, int, int, int]]
+    access: tuple[int, int, float]
+    egress: tuple[int, int, float]
+    transfers: list[tuple[int, int]]
+    walk_only: tuple[int, float] | None = None
+    depart_t: int = 0  # query-axis departure (walk-only journeys)
+
+
+def _reconstruct(net: _Net, st: _State, prep: _Prepared, k: int, origin_near: dict, dest_near: dict) -> Journey:
+    """Follow the labels of round ``k`` back from the target (in the kernel's direction)."""
+    u = int(st.target_stop[k])
+    chain: list[tuple[int, int, int, int, int]] = []
+    gaps: list[tuple[int, int]] = []
+    first_stop = u
+    kk = k
+    while kk > 0:
+        p = int(st.ride_pattern[kk, u])
+        c = int(st.ride_trip[kk, u])
+        slot = int(st.ride_slot[kk, u])
+        b = int(st.ride_board[kk, u])
+        a = int(st.ride_alight[kk, u])
+        chain.append((p, c, slot, b, a))
+        so = int(net.pattern_stop_offsets[p])
+        n = int(net.pattern_n_trips[p])
+        bs = int(net.pattern_stops[so + b])
+        dep = int(net.pattern_dep[int(net.pattern_time_offsets[p]) + b * n + c]) + int(prep_shift(prep, net, p, slot))
+        j = kk - 1
+        while j > 0 and not (st.ready[j, bs] <= dep):
+            j -= 1
+        frm = int(st.ready_from[j, bs])
+        if j == 0:
+            first_stop = bs
+            break
+        gaps.append((frm, bs))
+        u = frm
+        kk = j
+    last_stop = int(st.target_stop[k])
+    if not net.reverse:
+        chain.reverse()
+        gaps = [(f, t) for f, t in reversed(gaps)]
+        acc = origin_near[first_stop]
+        egr = dest_near[last_stop]
+        return Journey(chain, (first_stop, acc[0], acc[1]), (last_stop, egr[0], egr[1]), gaps)
+    # reversed network: convert positions / columns back; chain is already in travel order
+    rides = []
+    for p, c, slot, b, a in chain:
+        L = int(net.pattern_stop_offsets[p + 1] - net.pattern_stop_offsets[p])
+        n = int(net.pattern_n_trips[p])
+        rides.append((p, n - 1 - c, slot, L - 1 - a, L - 1 - b))
+    gaps = [(t, f) for f, t in gaps]
+    acc = origin_near[last_stop]
+    egr = dest_near[first_stop]
+    return Journey(rides, (last_stop, acc[0], acc[1]), (first_stop, egr[0], egr[1]), gaps)
+
+
+def prep_shift(prep: _Prepared, net: _Net, p: int, slot: int) -> int:
+    s = int(prep.pattern_shift[p, slot])
+    return -s if net.reverse else s
+
+
+def _run(tt: Timetable, prep: _Prepared, net: _Net, st: _State, sources: dict, sinks: dict,
+         t: int, max_rounds: int) -> None:
+    """One kernel run; ``sources`` / ``sinks``: stop -> (walk_s, m)."""
+    acc_stops = np.fromiter(sources.keys(), dtype=np.int32, count=len(sources))
+    acc_s = np.fromiter((v[0] for v in sources.values()), dtype=np.int64, count=len(sources))
+    egress = st.egress
+    for s, v in sinks.items():
+        egress[s] = v[0]
+    try:
+        shift = prep.pattern_shift if not net.reverse else _neg_shift(prep)
+        trip_slots = prep.extra["runs"] if net.trip_perm is None else _rev_runs(tt, prep, net)
+        fp_change = prep.footpath_change_s if not net.reverse else prep.extra["change_t"]
+        rev_change = prep.extra["change_t"] if not net.reverse else prep.footpath_change_s
+        st.n_touched = K._raptor(
+            *net.tt_args(), fp_change, prep.stop_change_s, prep.stop_ok, prep.pattern_ok, shift, trip_slots,
+            acc_stops, acc_s, np.ones(acc_stops.shape[0], dtype=np.bool_), egress, np.int64(t), max_rounds,
+            *st.label_args(), st.touched, st.n_touched, st.is_touched, *st.work_args(),
+            *st.target_args(np.fromiter(sinks.keys(), dtype=np.int32, count=len(sinks))),
+            net.rev_footpath_offsets, net.rev_footpath_to, rev_change, *st.b2_args(), True)
+    finally:
+        for s in sinks:
+            egress[s] = -1
+
+
+def _neg_shift(prep: _Prepared) -> np.ndarray:
+    neg = prep.extra.get("neg_shift")
+    if neg is None:
+        neg = np.where(prep.pattern_shift >= INF, INF, -prep.pattern_shift)
+        prep.extra["neg_shift"] = neg
+    return neg
+
+
+def _rev_runs(tt: Timetable, prep: _Prepared, net: _Net) -> tuple:
+    cache = _derived(tt).cache if prep.extra.get("realtime") is None else _rt_cache(prep.extra["realtime"])
+    key = ("rev_runs",) + prep.extra["filters_key"]
+    r = cache.get(key)
+    if r is None:
+        r = run_lists(np.ascontiguousarray(prep.trip_slots[net.trip_perm]), net.pattern_trip_offsets, tt.n_patterns)
+        cache[key] = r
+    return r
+
+
+def _to_epoch(dt: datetime) -> int:
+    return int(dt.timestamp())
+
+
+def _validate(req: PlanRequest) -> None:
+    if (req.depart_at is None) == (req.arrive_by is None):
+        raise InvalidQuery("give exactly one of depart_at and arrive_by")
+    when = req.depart_at or req.arrive_by
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise InvalidQuery("depart_at / arrive_by must be timezone-aware", details={"value": when.isoformat()})
+    if req.window_s < 0 or req.window_s > 24 * 3600:
+        raise InvalidQuery("window_s must be between 0 and 86400")
+    if req.window_s and req.arrive_by is not None:
+        raise InvalidQuery("a departure window needs depart_at")
+    if not 0 <= req.max_transfers <= 10:
+        raise InvalidQuery("max_transfers must be between 0 and 10")
+    if req.min_change_s < 0 or req.walk_speed_m_s <= 0 or req.max_walk_m < 0 or req.max_itineraries < 1:
+        raise InvalidQuery("min_change_s, walk_speed_m_s, max_walk_m must be positive, max_itineraries >= 1")
+    if req.modes is not None:
+        bad = set(req.modes) - set(MODES)
+        if bad:
+            raise InvalidQuery(f"unknown modes: {sorted(bad)}", details={"allowed": list(MODES)})
+    if req.origin == req.destination:
+        raise InvalidQuery("origin and destination are the same")
+
+
+@dataclass
+class SearchResult:
+    """Journeys of one search (before itinerary assembly) with the data needed to time them."""
+
+    journeys: list[Journey]
+    prep: _Prepared
+    origin: _Endpoint
+    destination: _Endpoint
+
+
+def _endpoints(tt: Timetable, req: PlanRequest, prep: _Prepared) -> tuple[_Endpoint, _Endpoint]:
+    o = _resolve(tt, req.origin, req, prep, outgoing=True)
+    dst = _resolve(tt, req.destination, req, prep, outgoing=False)
+    if set(o.platforms) & set(dst.platforms):
+        raise InvalidQuery("origin and destination are the same place (a station and its platform)",
+                           details={"origin": req.origin, "destination": req.destination})
+    return o, dst
+
+
+def search(tt: Timetable, req: PlanRequest, realtime=None, multi_criteria: bool = True) -> SearchResult:
+    """Run the search a request asks for and return raw journeys (see :func:`plan`).
+
+    Depart-at searches also run McRAPTOR (:func:`mc_search`) at the departure
+    time, adding the journeys Pareto-optimal in walking too (``least_walking``).
+    """
+    _validate(req)
+    when = req.depart_at or req.arrive_by
+    prep = _prepare(tt, req, when, realtime)
+    o, dst = _endpoints(tt, req, prep)
+    rounds = req.max_transfers + 1
+    t = _to_epoch(when) - prep.ref_epoch
+    journeys: list[Journey] = []
+    direct = _direct_walk(tt, o, dst, req)
+    if direct is not None:
+        dep = t if req.arrive_by is None else t - direct[0]
+        journeys.append(Journey([], (-1, 0, 0.0), (-1, 0, 0.0), [], walk_only=direct, depart_t=dep))
+    if req.arrive_by is not None:
+        net = _nets(tt, realtime, True)
+        st = _state(tt, True, rounds)
+        _run(tt, prep, net, st, dst.near, o.near, -t, rounds)
+        for k in range(1, rounds + 1):
+            if st.target[k] < INF:
+                journeys.append(_reconstruct(net, st, prep, k, o.near, dst.near))
+        return SearchResult(journeys, prep, o, dst)
+    net = _nets(tt, realtime, False)
+    st = _state(tt, False, rounds)
+    if req.window_s > 0:
+        for dep_t, k in range_profile_raw(tt, prep, net, st, o.near, dst.near, t, t + req.window_s, rounds):
+            _run(tt, prep, net, st, o.near, dst.near, dep_t, k)
+            if st.target[k] < INF:
+                journeys.append(_reconstruct(net, st, prep, k, o.near, dst.near))
+            if len(journeys) >= 4 * req.max_itineraries:
+                break
+        return SearchResult(journeys, prep, o, dst)
+    # several departures: after each search, search again just after the earliest departure found
+    t_next = t
+    # (one extra search at least: a journey found for one departure time may be matched by a later
+    # departure arriving just as early, which then dominates it)
+    for _ in range(max(2, req.max_itineraries + 1)):
+        _run(tt, prep, net, st, o.near, dst.near, t_next, rounds)
+        found = [_reconstruct(net, st, prep, k, o.near, dst.near)
+                 for k in range(1, rounds + 1) if st.target[k] < INF]
+        if not found:
+            break
+        journeys.extend(found)
+        first_deps = [_first_departure(net, prep, j) for j in found]
+        t_next = min(first_deps) + 1
+        if len(journeys) >= 2 * req.max_itineraries + 2:
+            break
+    if multi_criteria:
+        journeys.extend(mc_search(tt, prep, net, o, dst, t, rounds, known=journeys))
+    return SearchResult(journeys, prep, o, dst)
+
+
+def _walk_metres(prep: _Prepared, tt: Timetable, d: _Derived) -> np.ndarray:
+    """(E,) int64 walking metres per footpath, rounded up (McRAPTOR's walking criterion)."""
+    m = d.cache.get("walk_m")
+    if m is None:
+        m = d.cache["walk_m"] = np.ceil(d.footpath_m).astype(np.int64)
+    return m
+
+
+def journey_walk_m(tt: Timetable, prep: _Prepared, j: Journey) -> int:
+    """Walking metres of a journey as McRAPTOR counts them (each walk rounded up)."""
+    d = _derived(tt)
+    total = int(math.ceil(j.access[2])) + int(math.ceil(j.egress[2]))
+    fwd = d.fwd
+    for u, v in j.transfers:
+        if u == v:
+            continue
+        best = None
+        for e in range(int(fwd.footpath_offsets[u]), int(fwd.footpath_offsets[u + 1])):
+            if int(fwd.footpath_to[e]) == v and prep.footpath_walk_s[e] >= 0:
+                m = int(math.ceil(d.footpath_m[e]))
+                best = m if best is None else min(best, m)
+        total += best or 0
+    return total
+
+
+def mc_search(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: _Endpoint, t: int,
+              rounds: int, known: list[Journey] | None = None) -> list[Journey]:
+    """McRAPTOR: every journey Pareto-optimal in (arrival, rides, walking metres) from departure ``t``.
+
+    ``known`` journeys (RAPTOR's, departing no earlier than ``t``) seed the
+    destination bag: the search then only looks for what they do not cover.
+    """
+    d = _derived(tt)
+    acc_stops = np.fromiter(o.near.keys(), dtype=np.int32, count=len(o.near))
+    acc_s = np.fromiter((v[0] for v in o.near.values()), dtype=np.int64, count=len(o.near))
+    acc_m = np.fromiter((int(math.ceil(v[1])) for v in o.near.values()), dtype=np.int64, count=len(o.near))
+    egress_s = np.full(tt.n_stops, -1, dtype=np.int64)
+    egress_m = np.zeros(tt.n_stops, dtype=np.int64)
+    for s, (w, m) in dst.near.items():
+        egress_s[s] = w
+        egress_m[s] = int(math.ceil(m))
+    seed_rows = []
+    for j in known or []:
+        if j.walk_only is None and j.rides:
+            p, c, slot, _b, a = j.rides[-1]
+            arr = (int(net.pattern_arr[int(net.pattern_time_offsets[p]) + a * int(net.pattern_n_trips[p]) + c])
+                   + int(prep.pattern_shift[p, slot]) + j.egress[1])
+            seed_rows.append((arr, journey_walk_m(tt, prep, j), len(j.rides)))
+    seed = np.array(seed_rows, dtype=np.int64).reshape(-1, 3)
+    cap = 1 << 18
+    while True:
+        n_t, tgt, L_arr, L_walk, L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a = K._mcraptor(
+            *net.tt_args(), prep.footpath_change_s, _walk_metres(prep, tt, d), prep.stop_change_s, prep.stop_ok,
+            prep.pattern_ok, prep.pattern_shift, prep.extra["runs"], acc_stops, acc_s, acc_m, egress_s, egress_m,
+            np.int64(t), rounds, cap, seed)
+        if n_t >= 0 or cap >= 1 << 25:
+            break
+        cap *= 4
+    rows = tgt[:max(n_t, 0)].tolist()
+    # keep the Pareto-optimal rows over (arrival, walking, rides)
+    rows = [r for r in rows if not any(x[0] <= r[0] and x[1] <= r[1] and x[2] <= r[2] and x[:3] != r[:3]
+                                       for x in rows)]
+    out: list[Journey] = []
+    seen: set = set()
+    for arr, walk, k, lab, eg in rows:
+        if lab < 0 or (arr, walk, k) in seen:
+            continue
+        seen.add((arr, walk, k))
+        rides: list[tuple[int, int, int, int, int]] = []
+        gaps: list[tuple[int, int]] = []
+        l = int(lab)
+        first = -1
+        while l >= 0:
+            kind = int(L_kind[l])
+            if kind == K.LBL_RIDE:
+                rides.append((int(L_p[l]), int(L_c[l]), int(L_slot[l]), int(L_b[l]), int(L_a[l])))
+                parent = int(L_parent[l])
+                if int(L_kind[parent]) == K.LBL_TRANSFER:
+                    gaps.append((int(L_stop[int(L_parent[parent])]), int(L_stop[parent])))
+                    l = int(L_parent[parent])
+                else:  # access
+                    first = int(L_stop[parent])
+                    l = -1
+            else:
+                l = int(L_parent[l])
+        rides.reverse()
+        gaps.reverse()
+        acc = o.near[first]
+        egr = dst.near[int(eg)]
+        out.append(Journey(rides, (first, acc[0], acc[1]), (int(eg), egr[0], egr[1]), gaps))
+    return out
+
+
+def _first_departure(net: _Net, prep: _Prepared, j: Journey) -> int:
+    """Query-axis time the journey leaves its origin (first vehicle departure minus access walk)."""
+    p, c, slot, b, _a = j.rides[0]
+    tt_dep = int(net.pattern_dep[int(net.pattern_time_offsets[p]) + b * int(net.pattern_n_trips[p]) + c])
+    return tt_dep + int(prep.pattern_shift[p, slot]) - j.access[1]
+
+
+def range_profile_raw(tt: Timetable, prep: _Prepared, net: _Net, st: _State, sources: dict, sinks: dict,
+                      t_lo: int, t_hi: int, max_rounds: int) -> list[tuple[int, int]]:
+    """Pareto-optimal ``(departure, rides)`` pairs of a departure window (latest departure first)."""
+    acc_stops = np.fromiter(sources.keys(), dtype=np.int32, count=len(sources))
+    acc_s = np.fromiter((v[0] for v in sources.values()), dtype=np.int64, count=len(sources))
+    deps, event_access = K._departures_in_window(
+        net.pattern_stop_offsets, net.pattern_stops, net.pattern_pickup, net.pattern_time_offsets,
+        net.pattern_n_trips, net.pattern_trip_offsets, net.pattern_dep, net.stop_pattern_offsets,
+        net.stop_patterns, net.stop_pattern_pos, prep.stop_ok, prep.pattern_ok, prep.pattern_shift,
+        prep.extra["runs"], acc_stops, acc_s, np.int64(t_lo), np.int64(t_hi))
+    if deps.shape[0] == 0:
+        return []
+    st.reset()
+    egress = st.egress
+    for s, v in sinks.items():
+        egress[s] = v[0]
+    out = np.empty((max(1, deps.shape[0]) * max_rounds, 3), dtype=np.int64)
+    try:
+        n_out, st.n_touched = K._raptor_range(
+            *net.tt_args(), prep.footpath_change_s, prep.stop_change_s, prep.stop_ok, prep.pattern_ok,
+            prep.pattern_shift, prep.extra["runs"], acc_stops, acc_s, egress, deps, event_access, max_rounds,
+            *st.label_args(), st.touched, st.n_touched, st.is_touched, *st.work_args(),
+            *st.target_args(np.fromiter(sinks.keys(), dtype=np.int32, count=len(sinks))),
+            net.rev_footpath_offsets, net.rev_footpath_to, prep.extra["change_t"], *st.b2_args(), out)
+    finally:
+        for s in sinks:
+            egress[s] = -1
+    rows = out[:n_out]
+    return _pareto_profile(rows)
+
+
+def _pareto_profile(rows: np.ndarray) -> list[tuple[int, int]]:
+    """Keep (dep, k, arr) rows not dominated by another (dep' >= dep, arr' <= arr, k' <= k)."""
+    keep: list[tuple[int, int]] = []
+    items = sorted(rows.tolist(), key=lambda r: (-r[0], r[2], r[1]))
+    kept: list[tuple[int, int, int]] = []
+    for dep, k, arr in items:
+        if any(d2 >= dep and a2 <= arr and k2 <= k for d2, k2, a2 in kept):
+            continue
+        kept.append((dep, k, arr))
+        keep.append((dep, k))
+    return keep
+
+
+def range_profile(tt: Timetable, req: PlanRequest, realtime=None) -> list[tuple[datetime, datetime, int]]:
+    """All Pareto-optimal (departure, arrival, rides) of a window search, as UTC datetimes.
+
+    ``req.window_s`` must be > 0. Cheap: no itinerary assembly (what the benchmark times).
+    """
+    _validate(req)
+    if req.depart_at is None or req.window_s <= 0:
+        raise InvalidQuery("range_profile needs depart_at and window_s > 0")
+    prep = _prepare(tt, req, req.depart_at, realtime)
+    o, dst = _endpoints(tt, req, prep)
+    d = _derived(tt)
+    rounds = req.max_transfers + 1
+    st = _state(tt, False, rounds)
+    t = _to_epoch(req.depart_at) - prep.ref_epoch
+    net = _nets(tt, realtime, False)
+    pairs = range_profile_raw(tt, prep, net, st, o.near, dst.near, t, t + req.window_s, rounds)
+    # the arrivals are re-read from a single run per pair only on demand; here compute them cheaply
+    out = []
+    for dep_t, k in pairs:
+        _run(tt, prep, net, st, o.near, dst.near, dep_t, k)
+        arr = int(st.best_target[k])
+        out.append((datetime.fromtimestamp(prep.ref_epoch + dep_t, timezone.utc),
+                    datetime.fromtimestamp(prep.ref_epoch + arr, timezone.utc), k))
+    return out
+
+
+def earliest_arrival(tt: Timetable, req: PlanRequest, realtime=None) -> list[int | None]:
+    """Earliest arrival (UTC epoch seconds) per number of rides 0..max_transfers+1 (``None`` = none).
+
+    Entry ``k`` is the best arrival with *at most* ``k`` rides (what the oracle computes).
+    """
+    _validate(req)
+    if req.depart_at is None:
+        raise InvalidQuery("earliest_arrival needs depart_at")
+    prep = _prepare(tt, req, req.depart_at, realtime)
+    o, dst = _endpoints(tt, req, prep)
+    d = _derived(tt)
+    rounds = req.max_transfers + 1
+    st = _state(tt, False, rounds)
+    t = _to_epoch(req.depart_at) - prep.ref_epoch
+    _run(tt, prep, _nets(tt, realtime, False), st, o.near, dst.near, t, rounds)
+    direct = _direct_walk(tt, o, dst, req)
+    best = INF if direct is None else t + direct[0]
+    out: list[int | None] = []
+    for k in range(rounds + 1):
+        if k > 0:
+            best = min(best, int(st.best_target[k]))
+        out.append(None if best >= INF else best + prep.ref_epoch)
+    return out
+
+
+def plan(tt: Timetable, request: PlanRequest, realtime=None) -> list[dict]:
+    """Plan journeys; itineraries in the API.md shape plus ``label`` and ``id``.
+
+    Returns ``[]`` when nothing satisfies the request (the caller maps that to
+    ``no_itinerary``). Raises :class:`~routing.errors.InvalidQuery` /
+    :class:`~routing.errors.UnknownStop` for bad input.
+    """
+    from routing.itinerary import build_itineraries
+
+    res = search(tt, request, realtime)
+    return build_itineraries(tt, res, request, realtime)

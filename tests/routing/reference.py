@@ -1,0 +1,535 @@
+"""Naive reference search (the oracle) for the RAPTOR kernels.
+
+Deliberately simple and slow: it reads plain GTFS with pandas (no compiled
+timetable), expands every trip running on the service days around the query
+date into *connections* (one vehicle hop between consecutive stops, in
+absolute UTC epoch seconds) and runs a round-based connection scan:
+
+* round ``k`` may use exactly one more vehicle than round ``k-1``;
+* a vehicle can be boarded at stop ``s`` when the passenger is *ready* there,
+  i.e. ``ready[k-1][s] <= departure`` (trip continuation inside a round needs
+  no readiness);
+* after a round, every stop reached by vehicle at time ``a`` makes the
+  passenger ready at the same stop at ``a + max(change(s), min_change_s)``
+  (unless changing there is forbidden) and at each footpath neighbour ``v`` at
+  ``a + max(walk(s, v), min_change_s)``; one footpath between two rides;
+* the destination is reached on alighting at one of its stops, or by one
+  footpath (plain walking time) from the alighting stop.
+
+The walking graph (footpaths, per-stop change times, forbidden changes) is an
+input, not recomputed here: the oracle checks the *search*, the compiler has
+its own tests. Everything else — calendars, stop_times, time zones, pickup /
+drop-off types, trips past midnight — is read from the GTFS text.
+
+Not supported (raises): frequencies.txt, blank stop times.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+INF = 1 << 62
+
+
+def read_table(path: Path, name: str) -> pd.DataFrame | None:
+    """One GTFS table as all-string DataFrame (``None`` when the file is absent)."""
+    path = Path(path)
+    if path.is_dir():
+        f = path / name
+        if not f.exists():
+            return None
+        return pd.read_csv(f, dtype=str, keep_default_na=False, skipinitialspace=False)
+    with zipfile.ZipFile(path) as zf:
+        names = {Path(n).name: n for n in zf.namelist()}
+        if name not in names:
+            return None
+        data = zf.read(names[name])
+    return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig")
+
+
+def _seconds(hms: str) -> int:
+    h, m, s = (int(x) for x in hms.strip().split(":"))
+    return h * 3600 + m * 60 + s
+
+
+def active_services(path: Path, d: date) -> set[str]:
+    """service_ids running on date ``d`` (calendar.txt + calendar_dates.txt exceptions)."""
+    out: set[str] = set()
+    ymd = d.strftime("%Y%m%d")
+    cal = read_table(path, "calendar.txt")
+    if cal is not None and len(cal):
+        wd = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"][d.weekday()]
+        for row in cal.itertuples(index=False):
+            r = row._asdict()
+            if r["start_date"].strip() <= ymd <= r["end_date"].strip() and r[wd].strip() == "1":
+                out.add(r["service_id"].strip())
+    cd = read_table(path, "calendar_dates.txt")
+    if cd is not None and len(cd):
+        for sid, dd, et in zip(cd["service_id"], cd["date"], cd["exception_type"]):
+            if dd.strip() != ymd:
+                continue
+            if et.strip() == "1":
+                out.add(sid.strip())
+            elif et.strip() == "2":
+                out.discard(sid.strip())
+    return out
+
+
+def day_start_epoch(tz: str, d: date) -> int:
+    """UTC epoch seconds of GTFS time 0 of service day ``d``: local noon minus 12 h."""
+    noon = datetime.combine(d, time(12), tzinfo=ZoneInfo(tz))
+    return int(noon.timestamp()) - 12 * 3600
+
+
+@dataclass
+class RefNetwork:
+    """Connections of every trip running on the given service days of the given feeds.
+
+    Arrays are sorted by departure; times are UTC epoch seconds.
+    """
+
+    stop_ids: list[str]
+    stop_index: dict[str, int]
+    children: dict[str, list[str]]  # parent station id -> platform ids (both namespaced)
+    dep: np.ndarray
+    arr: np.ndarray
+    frm: np.ndarray
+    to: np.ndarray
+    trip: np.ndarray  # index into trip_keys
+    pickup_ok: np.ndarray
+    dropoff_ok: np.ndarray
+    trip_keys: list[tuple[str, date]]  # (namespaced trip_id, service date)
+    trip_route: list[str]  # namespaced route_id per trip key
+    stop_times: dict[str, pd.DataFrame] | None = None  # feed_id -> stop_times (seconds), for check_feasible
+    day_starts: dict[tuple[str, date], int] | None = None  # (feed_id, day) -> epoch of GTFS time 0
+    stop_coords: dict[str, tuple[float, float]] | None = None
+
+    @classmethod
+    def from_gtfs(cls, feeds: list[tuple[str, Path]], d: date, trip_ids: set[str] | None = None,
+                  offsets: tuple[int, ...] = (-1, 0, 1)) -> RefNetwork:
+        """Build from ``[(feed_id, path), ...]`` for the service days ``d + offsets``.
+
+        ``trip_ids`` (namespaced) restricts the trips that may be used.
+        """
+        stop_ids: list[str] = []
+        children: dict[str, list[str]] = {}
+        parts = []
+        trip_keys: list[tuple[str, date]] = []
+        trip_route: list[str] = []
+        st_by_feed: dict[str, pd.DataFrame] = {}
+        day_starts: dict[tuple[str, date], int] = {}
+        coords: dict[str, tuple[float, float]] = {}
+        for feed_id, path in feeds:
+            if read_table(path, "frequencies.txt") is not None:
+                raise NotImplementedError("the oracle does not expand frequencies.txt")
+            stops = read_table(path, "stops.txt")
+            lt = stops["location_type"] if "location_type" in stops else pd.Series([""] * len(stops))
+            par = stops["parent_station"] if "parent_station" in stops else pd.Series([""] * len(stops))
+            for sid, loc, p, la, lo in zip(stops["stop_id"], lt, par, stops["stop_lat"], stops["stop_lon"]):
+                sid = f"{feed_id}:{sid.strip()}"
+                coords[sid] = (float(la) if la.strip() else float("nan"), float(lo) if lo.strip() else float("nan"))
+                stop_ids.append(sid)
+                if loc.strip() in ("", "0") and p.strip():
+                    children.setdefault(f"{feed_id}:{p.strip()}", []).append(sid)
+            tz = read_table(path, "agency.txt")["agency_timezone"].iloc[0].strip()
+            trips = read_table(path, "trips.txt")
+            st = read_table(path, "stop_times.txt")
+            if (st["arrival_time"].str.strip() == "").any() or (st["departure_time"].str.strip() == "").any():
+                raise NotImplementedError("the oracle needs every stop time filled in")
+            st = st.assign(
+                seq=st["stop_sequence"].astype(int),
+                a=st["arrival_time"].map(_seconds),
+                dp=st["departure_time"].map(_seconds),
+                pu=(st["pickup_type"].str.strip() if "pickup_type" in st else pd.Series("", index=st.index)),
+                do=(st["drop_off_type"].str.strip() if "drop_off_type" in st else pd.Series("", index=st.index)),
+            ).sort_values(["trip_id", "seq"], kind="stable")
+            st_by_feed[feed_id] = st[["trip_id", "stop_id", "seq", "a", "dp", "pu", "do"]].set_index("trip_id")
+            # one row per hop: this stop -> next stop of the same trip
+            nxt = st.shift(-1)
+            hop = st[(nxt["trip_id"] == st["trip_id"]).to_numpy()]
+            nxt = nxt[(nxt["trip_id"] == st["trip_id"]).to_numpy()]
+            hops = pd.DataFrame({
+                "trip_id": hop["trip_id"].to_numpy(),
+                "dep": hop["dp"].to_numpy(dtype=np.int64),
+                "arr": nxt["a"].to_numpy(dtype=np.int64),
+                "frm": (feed_id + ":" + hop["stop_id"].str.strip()).to_numpy(),
+                "to": (feed_id + ":" + nxt["stop_id"].str.strip()).to_numpy(),
+                "pu": (hop["pu"] != "1").to_numpy(),
+                "do": (nxt["do"] != "1").to_numpy(),
+            })
+            trip_service = dict(zip(trips["trip_id"], trips["service_id"].str.strip()))
+            trip_route_of = dict(zip(trips["trip_id"], trips["route_id"].str.strip()))
+            for off in offsets:
+                day = d + timedelta(days=off)
+                running = active_services(path, day)
+                base = day_start_epoch(tz, day)
+                day_starts[(feed_id, day)] = base
+                tids = [t for t, s in trip_service.items() if s in running
+                        and (trip_ids is None or f"{feed_id}:{t.strip()}" in trip_ids)]
+                if not tids:
+                    continue
+                key0 = len(trip_keys)
+                key_of = {t: key0 + i for i, t in enumerate(tids)}
+                trip_keys.extend((f"{feed_id}:{t.strip()}", day) for t in tids)
+                trip_route.extend(f"{feed_id}:{trip_route_of[t]}" for t in tids)
+                h = hops[hops["trip_id"].isin(key_of)]
+                parts.append(pd.DataFrame({
+                    "dep": h["dep"].to_numpy() + base, "arr": h["arr"].to_numpy() + base,
+                    "frm": h["frm"].to_numpy(), "to": h["to"].to_numpy(),
+                    "trip": h["trip_id"].map(key_of).to_numpy(), "pu": h["pu"].to_numpy(), "do": h["do"].to_numpy(),
+                }))
+        stop_index = {s: i for i, s in enumerate(stop_ids)}
+        c = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+            {"dep": [], "arr": [], "frm": [], "to": [], "trip": [], "pu": [], "do": []})
+        c = c.sort_values(["dep", "arr"], kind="stable")
+        return cls(
+            stop_ids=stop_ids, stop_index=stop_index, children=children,
+            dep=c["dep"].to_numpy(dtype=np.int64), arr=c["arr"].to_numpy(dtype=np.int64),
+            frm=c["frm"].map(stop_index).to_numpy(dtype=np.int64), to=c["to"].map(stop_index).to_numpy(dtype=np.int64),
+            trip=c["trip"].to_numpy(dtype=np.int64), pickup_ok=c["pu"].to_numpy(dtype=bool),
+            dropoff_ok=c["do"].to_numpy(dtype=bool), trip_keys=trip_keys, trip_route=trip_route,
+            stop_times=st_by_feed, day_starts=day_starts, stop_coords=coords,
+        )
+
+    def platforms(self, stop_id: str) -> list[str]:
+        """A parent station stands for its platforms; a platform for itself."""
+        return self.children.get(stop_id, [stop_id])
+
+
+def earliest_arrivals(
+    net: RefNetwork,
+    origin: str,
+    destination: str,
+    t0: int,
+    max_rides: int,
+    footpaths: dict[str, list[tuple[str, int]]],
+    change_s: dict[str, int | None],
+    min_change_s: int = 0,
+    horizon_s: int = 12 * 3600,
+    walk_only: bool = True,
+) -> list[int | None]:
+    """Earliest arrival (epoch s) at ``destination`` using at most ``k`` rides, for k = 0..max_rides.
+
+    ``footpaths[u]`` lists ``(v, seconds)``; ``change_s[u]`` is the minimum
+    change time at ``u`` (``None`` = changing vehicles at ``u`` is forbidden;
+    absent = 0). Departures later than ``t0 + horizon_s`` are not considered.
+    ``walk_only=False`` leaves out journeys without any ride.
+    """
+    n = len(net.stop_ids)
+    idx = net.stop_index
+    fp: dict[int, list[tuple[int, int]]] = {
+        idx[u]: [(idx[v], w) for v, w in lst] for u, lst in footpaths.items() if u in idx}
+    orig = [idx[s] for s in net.platforms(origin)]
+    dest = {idx[s] for s in net.platforms(destination)}
+    egress: dict[int, int] = {s: 0 for s in dest}
+    for u, lst in fp.items():
+        for v, w in lst:
+            if v in dest:
+                egress[u] = min(egress.get(u, INF), w)
+
+    lo = int(np.searchsorted(net.dep, t0, side="left"))
+    hi = int(np.searchsorted(net.dep, t0 + horizon_s, side="right"))
+    conns = list(zip(net.dep[lo:hi].tolist(), net.arr[lo:hi].tolist(), net.frm[lo:hi].tolist(),
+                     net.to[lo:hi].tolist(), net.trip[lo:hi].tolist(),
+                     net.pickup_ok[lo:hi].tolist(), net.dropoff_ok[lo:hi].tolist()))
+
+    ready = [INF] * n
+    for o in orig:
+        ready[o] = t0
+    for o in orig:
+        for v, w in fp.get(o, []):
+            ready[v] = min(ready[v], t0 + w)
+    best = min((t0 + egress[o] for o in orig if o in egress), default=INF) if walk_only else INF
+    out: list[int | None] = [None if best >= INF else best]
+    for _k in range(1, max_rides + 1):
+        on_board: set[int] = set()
+        rode = [INF] * n
+        for dep, arr, u, v, trip, pu, do in conns:
+            if trip in on_board or (pu and ready[u] <= dep):
+                on_board.add(trip)
+                if do and arr < rode[v]:
+                    rode[v] = arr
+        new_ready = list(ready)
+        for u in range(n):
+            a = rode[u]
+            if a >= INF:
+                continue
+            if u in egress:
+                best = min(best, a + egress[u])
+            c = change_s.get(net.stop_ids[u], 0)
+            if c is not None:
+                new_ready[u] = min(new_ready[u], a + max(c, min_change_s))
+            for v, w in fp.get(u, []):
+                new_ready[v] = min(new_ready[v], a + max(w, min_change_s))
+        ready = new_ready
+        out.append(None if best >= INF else best)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# random small networks (property tests)
+
+
+def _hms(s: int) -> str:
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def random_feed_tables(rng: np.random.Generator) -> dict[str, str]:
+    """GTFS tables (name -> CSV text) of a random small network.
+
+    Stops scattered over ~1.5 km (so some are within walking distance), a few
+    routes with random stop sequences (loops excluded), trips that may
+    overtake one another, dwell times, trips running past midnight, random
+    pickup/drop-off restrictions, two calendars plus exceptions, and
+    transfers.txt rules (minimum change time, forbidden change, minimum
+    walking time between two stops).
+    """
+    n_stops = int(rng.integers(4, 11))
+    lat = 48.0 + rng.uniform(0, 0.012, n_stops)
+    lon = 11.0 + rng.uniform(0, 0.018, n_stops)
+    stops = ["stop_id,stop_name,stop_lat,stop_lon"] + [
+        f"S{i},Stop {i},{lat[i]:.6f},{lon[i]:.6f}" for i in range(n_stops)]
+    n_routes = int(rng.integers(2, 6))
+    routes = ["route_id,route_short_name,route_type"] + [f"R{r},{r},{int(rng.choice([3, 1, 2]))}" for r in range(n_routes)]
+    trips = ["route_id,service_id,trip_id"]
+    st = ["trip_id,arrival_time,departure_time,stop_id,stop_sequence,pickup_type,drop_off_type"]
+    tid = 0
+    for r in range(n_routes):
+        length = int(rng.integers(2, min(n_stops, 6) + 1))
+        seq = rng.permutation(n_stops)[:length]
+        pu_pattern = [int(rng.random() < 0.1) for _ in range(length)]
+        do_pattern = [int(rng.random() < 0.1) for _ in range(length)]
+        for _ in range(int(rng.integers(1, 7))):
+            service = "WK" if rng.random() < 0.7 else "WE"
+            trips.append(f"R{r},{service},T{tid}")
+            t = int(rng.integers(6 * 3600, 26 * 3600)) // 60 * 60
+            for i, s in enumerate(seq):
+                arr = t
+                dep = t + (int(rng.integers(0, 3)) * 60 if rng.random() < 0.3 else 0)
+                st.append(f"T{tid},{_hms(arr)},{_hms(dep)},S{s},{i + 1},{pu_pattern[i]},{do_pattern[i]}")
+                t = dep + int(rng.integers(0, 15)) * 60
+            tid += 1
+    cal = ["service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date",
+           "WK,1,1,1,1,1,0,0,20250101,20251231", "WE,0,0,0,0,0,1,1,20250101,20251231"]
+    cd = ["service_id,date,exception_type", "WE,20250305,1", "WK,20250306,2"]
+    tr = ["from_stop_id,to_stop_id,transfer_type,min_transfer_time"]
+    for _ in range(int(rng.integers(0, 4))):
+        a, b = int(rng.integers(0, n_stops)), int(rng.integers(0, n_stops))
+        kind = int(rng.choice([2, 2, 3]))
+        tr.append(f"S{a},S{b},{kind},{int(rng.integers(0, 10)) * 60 if kind == 2 else ''}")
+    return {"stops.txt": "\n".join(stops), "routes.txt": "\n".join(routes), "trips.txt": "\n".join(trips),
+            "stop_times.txt": "\n".join(st), "calendar.txt": "\n".join(cal), "calendar_dates.txt": "\n".join(cd),
+            "transfers.txt": "\n".join(tr)}
+
+
+def walking_graph(tt, walk_speed_m_s: float = 1.3, max_walk_m: float = 1e9):
+    """The compiled footpaths and change rules as oracle input (ids, seconds)."""
+    import math
+
+    footpaths: dict[str, list[tuple[str, int]]] = {}
+    ids = tt.stop_ids.tolist()
+    for u in range(tt.n_stops):
+        for e in range(int(tt.footpath_offsets[u]), int(tt.footpath_offsets[u + 1])):
+            m = float(tt.footpath_m[e])
+            if m > max_walk_m:
+                continue
+            w = max(int(tt.footpath_s[e]), math.ceil(m / walk_speed_m_s))
+            footpaths.setdefault(ids[u], []).append((ids[int(tt.footpath_to[e])], w))
+    change = {ids[s]: (None if bool(tt.stop_no_transfer[s]) else int(tt.stop_min_change_s[s]))
+              for s in range(tt.n_stops)}
+    return footpaths, change
+
+
+# ---------------------------------------------------------------------------------------------
+# feasibility of an itinerary
+
+
+def _epoch(iso: str) -> int:
+    return int(datetime.fromisoformat(iso).timestamp())
+
+
+def check_feasible(
+    itinerary: dict,
+    net: RefNetwork,
+    footpaths: dict[str, list[tuple[str, int]]],
+    change_s: dict[str, int | None],
+    *,
+    walk_speed_m_s: float = 1.3,
+    min_change_s: int = 0,
+) -> None:
+    """Raise AssertionError unless ``itinerary`` (API.md shape) can really be travelled.
+
+    Checks, against the GTFS text: every ride's trip runs on its service date,
+    boards and alights at the scheduled times at those stops, in stop order,
+    where pickup / drop-off is allowed, intermediate stops are the ones in
+    between; legs follow each other in time; a change at the same stop takes
+    at least ``max(change, min_change_s)`` and is not forbidden; a walk between
+    two rides follows a footpath and the next ride leaves no earlier than
+    ``max(walk, min_change_s)`` after the arrival; no walk is faster than
+    ``walk_speed_m_s`` (straight line).
+    """
+    import math
+
+    keys = set(net.trip_keys)
+    legs = itinerary["legs"]
+    assert legs, "an itinerary has legs"
+    prev_arr = None
+    for leg in legs:
+        dep, arr = _epoch(leg["departure"]), _epoch(leg["arrival"])
+        assert arr >= dep, f"leg arrives before it departs: {leg}"
+        if prev_arr is not None:
+            assert dep >= prev_arr, "legs overlap in time"
+        prev_arr = arr
+        if leg["mode"] == "WALK":
+            a, b = leg["from"], leg["to"]
+            m = _haversine(a["lat"], a["lon"], b["lat"], b["lon"])
+            assert m <= walk_speed_m_s * (arr - dep) + 1.0, f"walk faster than {walk_speed_m_s} m/s: {leg}"
+            continue
+        trip_id = leg["trip_id"]
+        sdate = date.fromisoformat(leg["service_date"])
+        assert (trip_id, sdate) in keys, f"trip {trip_id} does not run on {sdate}"
+        feed_id, raw = trip_id.split(":", 1)
+        rows = net.stop_times[feed_id].loc[[raw]].sort_values("seq")
+        base = net.day_starts[(feed_id, sdate)]
+        stops = (feed_id + ":" + rows["stop_id"].str.strip()).tolist()
+        deps = (rows["dp"].to_numpy() + base).tolist()
+        arrs = (rows["a"].to_numpy() + base).tolist()
+        pu = rows["pu"].tolist()
+        do = rows["do"].tolist()
+        board = [i for i, s in enumerate(stops) if s == leg["from"]["stop_id"] and deps[i] == dep and pu[i] != "1"]
+        assert board, f"{trip_id} does not leave {leg['from']['stop_id']} at {leg['departure']}"
+        i = board[0]
+        alight = [j for j in range(i + 1, len(stops))
+                  if stops[j] == leg["to"]["stop_id"] and arrs[j] == arr and do[j] != "1"]
+        assert alight, f"{trip_id} does not reach {leg['to']['stop_id']} at {leg['arrival']} after boarding"
+        j = alight[0]
+        assert [x["stop_id"] for x in leg["intermediate_stops"]] == stops[i + 1: j], "intermediate stops"
+    rides = [k for k, leg in enumerate(legs) if leg["mode"] != "WALK"]
+    for x, y in zip(rides, rides[1:]):
+        a, b = legs[x], legs[y]
+        gap = _epoch(b["departure"]) - _epoch(a["arrival"])
+        u, v = a["to"]["stop_id"], b["from"]["stop_id"]
+        walks = legs[x + 1: y]
+        if u == v and not walks:
+            c = change_s.get(u, 0)
+            assert c is not None, f"changing at {u} is forbidden"
+            assert gap >= max(c, min_change_s), f"change at {u} in {gap}s < {max(c, min_change_s)}s"
+        else:
+            assert len(walks) == 1, "one footpath between two rides"
+            w = [s for t, s in footpaths.get(u, []) if t == v]
+            assert w, f"no footpath {u} -> {v}"
+            assert gap >= max(min(w), min_change_s), f"walk {u}->{v} in {gap}s"
+    assert itinerary["transfers"] == max(0, len(rides) - 1)
+    assert _epoch(itinerary["departure"]) == _epoch(legs[0]["departure"])
+    assert _epoch(itinerary["arrival"]) == _epoch(legs[-1]["arrival"])
+    assert itinerary["duration_s"] == _epoch(itinerary["arrival"]) - _epoch(itinerary["departure"])
+    assert not math.isnan(itinerary["walk_m"])
+
+
+def _haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    import math
+
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6_371_008.8 * math.asin(min(1.0, math.sqrt(h)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Pareto front over (arrival, rides, walking metres): the McRAPTOR oracle
+
+
+def _pareto_insert(bag: list[tuple[int, int]], item: tuple[int, int]) -> bool:
+    """Keep ``bag`` the minimal (time, walk) pairs; True if ``item`` entered."""
+    t, w = item
+    if any(t2 <= t and w2 <= w for t2, w2 in bag):
+        return False
+    bag[:] = [(t2, w2) for t2, w2 in bag if not (t <= t2 and w <= w2)]
+    bag.append(item)
+    return True
+
+
+def pareto_front(
+    net: RefNetwork,
+    origin: str,
+    destination: str,
+    t0: int,
+    max_rides: int,
+    footpaths: dict[str, list[tuple[str, int, int]]],
+    change_s: dict[str, int | None],
+    min_change_s: int = 0,
+    horizon_s: int = 12 * 3600,
+) -> set[tuple[int, int, int]]:
+    """Every (arrival, walking metres, rides) Pareto-optimal journey with 1..max_rides rides.
+
+    Same rules as :func:`earliest_arrivals`; ``footpaths[u]`` lists
+    ``(v, seconds, metres)``. Walking from the origin stop / to the destination
+    stop is one footpath; changing at a stop walks 0 m.
+    """
+    idx = net.stop_index
+    fp = {idx[u]: [(idx[v], w, m) for v, w, m in lst] for u, lst in footpaths.items() if u in idx}
+    orig = [idx[s] for s in net.platforms(origin)]
+    dest = {idx[s] for s in net.platforms(destination)}
+    egress: dict[int, list[tuple[int, int]]] = {s: [(0, 0)] for s in dest}
+    for u, lst in fp.items():
+        for v, w, m in lst:
+            if v in dest:
+                _pareto_insert(egress.setdefault(u, []), (w, m))
+    lo = int(np.searchsorted(net.dep, t0, side="left"))
+    hi = int(np.searchsorted(net.dep, t0 + horizon_s, side="right"))
+    conns = list(zip(net.dep[lo:hi].tolist(), net.arr[lo:hi].tolist(), net.frm[lo:hi].tolist(),
+                     net.to[lo:hi].tolist(), net.trip[lo:hi].tolist(),
+                     net.pickup_ok[lo:hi].tolist(), net.dropoff_ok[lo:hi].tolist()))
+    ready: dict[int, list[tuple[int, int]]] = {}
+    for o in orig:
+        _pareto_insert(ready.setdefault(o, []), (t0, 0))
+        for v, w, m in fp.get(o, []):
+            _pareto_insert(ready.setdefault(v, []), (t0 + w, m))
+    targets: list[tuple[int, int, int]] = []
+    for k in range(1, max_rides + 1):
+        trip_walk: dict[int, int] = {}
+        rode: dict[int, list[tuple[int, int]]] = {}
+        for dep, arr, u, v, trip, pu, do in conns:
+            if pu and u in ready:
+                best = min((w for t, w in ready[u] if t <= dep), default=None)
+                if best is not None and (trip not in trip_walk or best < trip_walk[trip]):
+                    trip_walk[trip] = best
+            if trip in trip_walk and do:
+                _pareto_insert(rode.setdefault(v, []), (arr, trip_walk[trip]))
+        new_ready: dict[int, list[tuple[int, int]]] = {}
+        for u, bag in rode.items():
+            for a, w in bag:
+                for ew, em in egress.get(u, []):
+                    targets.append((a + ew, w + em, k))
+                c = change_s.get(net.stop_ids[u], 0)
+                if c is not None:
+                    _pareto_insert(new_ready.setdefault(u, []), (a + max(c, min_change_s), w))
+                for v, fw, fm in fp.get(u, []):
+                    _pareto_insert(new_ready.setdefault(v, []), (a + max(fw, min_change_s), w + fm))
+        ready = new_ready  # boarding in round k+1 needs exactly k rides before (fewer were tried already)
+    return {x for x in targets
+            if not any(y != x and y[0] <= x[0] and y[1] <= x[1] and y[2] <= x[2] for y in targets)}
+
+
+def walking_graph_m(tt, walk_speed_m_s: float = 1.3, max_walk_m: float = 1e9):
+    """Like :func:`walking_graph` with walking metres (rounded up) on each footpath."""
+    import math
+
+    footpaths: dict[str, list[tuple[str, int, int]]] = {}
+    ids = tt.stop_ids.tolist()
+    for u in range(tt.n_stops):
+        for e in range(int(tt.footpath_offsets[u]), int(tt.footpath_offsets[u + 1])):
+            m = float(tt.footpath_m[e])
+            if m > max_walk_m:
+                continue
+            w = max(int(tt.footpath_s[e]), math.ceil(m / walk_speed_m_s))
+            footpaths.setdefault(ids[u], []).append((ids[int(tt.footpath_to[e])], w, math.ceil(m)))
+    return footpaths
