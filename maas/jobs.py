@@ -58,7 +58,7 @@ def run_jobs(settings: Settings, name: str | None = None, *, now: dt.datetime | 
     now = now or utcnow()
     if name is not None and name not in JOBS:
         raise UnknownJob(f"no job named {name!r}; known: {', '.join(sorted(JOBS))}")
-    names = [name] if name else sorted(JOBS)
+    names = [name] if name else list(JOBS)  # registration order: expiry before settlement
     results: dict[str, Any] = {}
     engine = get_engine(settings)
     for job_name in names:

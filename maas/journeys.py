@@ -20,6 +20,7 @@ from typing import Any
 from sqlmodel import Session
 
 from clearing import interface as clearing
+from clearing import tasks as clearing_tasks
 from maas.db import utcnow
 from maas.jobs import job
 from maas.redis_client import get_redis
@@ -105,3 +106,9 @@ def _expire_orders(session: Session, settings: Settings, at: dt.datetime) -> str
 def _expire_legs(session: Session, settings: Settings, at: dt.datetime) -> str:
     n = expire_legs(session, ledger=ClearingLedger(), now=at)
     return f"{n} ticket legs expired"
+
+
+@job("clearing.settle_daily")
+def _settle_daily(session: Session, settings: Settings, at: dt.datetime) -> str:
+    # Registered after the expiry jobs and run in registration order, so yesterday's expired legs count.
+    return clearing_tasks.settle_previous_day(session, now=at)

@@ -48,6 +48,8 @@ RULES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/tickets/{ticket_id}"): frozenset({"passenger"}),
     ("GET", "/v1/tickets/{ticket_id}/qr"): frozenset({"passenger"}),
     ("POST", "/v1/tickets/{ticket_id}/device-key"): frozenset({"passenger"}),
+    ("POST", "/v1/travelers/{traveler_id}/face"): frozenset({"passenger"}),
+    ("DELETE", "/v1/travelers/{traveler_id}/face"): frozenset({"passenger"}),
     ("GET", "/v1/gates/keys"): frozenset({"gate"}),
     ("POST", "/v1/gates/validate"): frozenset({"gate"}),
     ("POST", "/v1/gates/taps"): frozenset({"gate"}),
@@ -61,6 +63,13 @@ RULES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/disputes/{dispute_id}"): frozenset({"operator", "admin"}),
     ("POST", "/v1/disputes/{dispute_id}/resolve"): frozenset({"admin"}),
     ("POST", "/v1/reconciliations"): frozenset({"operator"}),
+    # Regulators (maas/api/regulator.py).
+    ("GET", "/v1/audit/coverage"): frozenset({"regulator", "admin"}),
+    ("GET", "/v1/audit/metrics"): frozenset({"regulator", "admin"}),
+    ("GET", "/v1/audit/maturity"): frozenset({"regulator", "admin"}),
+    ("GET", "/v1/audit/exports/orders"): frozenset({"regulator", "admin"}),
+    ("GET", "/v1/audit/exports/journeys"): frozenset({"regulator", "admin"}),
+    ("PUT", "/v1/admin/stations/{stop_id}"): frozenset({"admin"}),
 }
 
 PRINCIPALS = ("anonymous", "passenger", "operator_own", "operator_other", "regulator", "admin", "gate")

@@ -1,0 +1,248 @@
+"""The narrow interface ticketing calls: sale, refund, use and expiry records.
+
+Ticketing (or the shell composing it) calls these with its own session, inside
+the transaction of the business event: the ledger posting commits or rolls
+back with the sale, the refund, the gate validation or the expiry. Each call
+only flushes. Clearing never imports ticketing; these plain records are the
+whole contract.
+
+Idempotency: ``record_sale`` per ``ticket_id`` (a repeat with the same figures
+is a no-op, different figures raise `SaleConflict`), ``record_refund`` per
+``refund_id``, ``record_use`` per ``leg_id``, ``record_expiry`` per ``leg_id``.
+A leg is closed once: by its first use or expiry (revenue recognised on its
+service date) or by a refund (recognised with the refund, on the refund
+date). A use of a refunded leg is kept for reconciliation but moves no money;
+refunding a used or expired leg raises `LegClosed`.
+
+Money is integer minor units of ``currency``; timestamps are timezone-aware.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from clearing import ledger
+from clearing.agreements import commission_amount, commission_terms_on, find_agreement
+from clearing.apportionment import DEFAULT_AGREEMENT, Leg, apportion, largest_remainder
+from clearing.clock import local_date
+from clearing.errors import ApportionmentError, InvalidRecord, LegClosed, RefundTooLarge, SaleConflict, UnknownLeg
+from clearing.ledger import Line, NewEntry
+from clearing.models import ClearingLeg, JournalEntry, JournalLine, Validation
+
+__all__ = [
+    "RefundRecord", "SaleLeg", "SaleRecord", "UseRecord", "record_expiry", "record_refund", "record_sale",
+    "record_use",
+]
+
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+@dataclass(frozen=True)
+class SaleLeg:
+    """One leg of a sold ticket. ``distance_m`` in metres, ``standalone_fare`` in minor units (what the leg
+    would cost bought alone); either may be None when unknown, if the agreement does not need it."""
+
+    leg_id: str
+    operator_id: str
+    service_date: dt.date
+    distance_m: int | None
+    standalone_fare: int | None
+
+
+@dataclass(frozen=True)
+class SaleRecord:
+    """A paid ticket: ``paid_amount`` (minor units, after discounts and concessions) for all its legs."""
+
+    ticket_id: str
+    order_id: str
+    currency: str
+    paid_amount: int
+    sold_at: dt.datetime
+    legs: tuple[SaleLeg, ...]
+
+
+@dataclass(frozen=True)
+class RefundRecord:
+    """Money returned to the passenger for some legs of one ticket (``amount`` minor units, after fees)."""
+
+    refund_id: str
+    ticket_id: str
+    leg_ids: tuple[str, ...]
+    amount: int
+    currency: str
+    refunded_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class UseRecord:
+    """A leg validated at a gate (or by staff: ``gate_id`` None)."""
+
+    leg_id: str
+    ticket_id: str
+    operator_id: str
+    used_at: dt.datetime
+    gate_id: str | None
+
+
+def _money(value: object, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidRecord(f"{name} is a non-negative integer amount of minor units", details={name: str(value)})
+    return value
+
+
+def _aware(value: dt.datetime, name: str) -> dt.datetime:
+    if not isinstance(value, dt.datetime) or value.tzinfo is None:
+        raise InvalidRecord(f"{name} is a timezone-aware datetime", details={name: str(value)})
+    return value
+
+
+def _currency(value: str) -> str:
+    if not isinstance(value, str) or not _CURRENCY.match(value):
+        raise InvalidRecord("currency is an ISO 4217 code such as CNY", details={"currency": str(value)})
+    return value
+
+
+def record_sale(session: Session, sale: SaleRecord) -> None:
+    """Apportion the paid amount by the agreement in force on the sale date and post the sale entry."""
+    currency = _currency(sale.currency)
+    paid = _money(sale.paid_amount, "paid_amount")
+    sold_at = _aware(sale.sold_at, "sold_at")
+    if not sale.legs:
+        raise InvalidRecord("a sale has at least one leg", details={"ticket_id": sale.ticket_id})
+    leg_ids = [leg.leg_id for leg in sale.legs]
+    if len(set(leg_ids)) != len(leg_ids) or not all(leg_ids) or not all(leg.operator_id for leg in sale.legs):
+        raise InvalidRecord("legs need distinct ids and an operator", details={"ticket_id": sale.ticket_id})
+    for leg in sale.legs:
+        if leg.standalone_fare is not None:
+            _money(leg.standalone_fare, "standalone_fare")
+        if leg.distance_m is not None and (not isinstance(leg.distance_m, int) or leg.distance_m < 0):
+            raise InvalidRecord("distance_m is a non-negative integer", details={"leg_id": leg.leg_id})
+
+    event_key = f"sale:{sale.ticket_id}"
+    if ledger.find_entry(session, event_key) is not None:
+        known = session.exec(select(ClearingLeg).where(ClearingLeg.ticket_id == sale.ticket_id)
+                             .order_by(ClearingLeg.position)).all()
+        if ([k.leg_id for k in known] != leg_ids or sum(k.share for k in known) != paid
+                or any(k.currency != currency for k in known)):
+            raise SaleConflict("this ticket was recorded with different figures",
+                               details={"ticket_id": sale.ticket_id})
+        return
+    taken = session.exec(select(ClearingLeg.leg_id)
+                         .where(ClearingLeg.leg_id.in_(leg_ids))).all()  # type: ignore[attr-defined]
+    if taken:
+        raise SaleConflict("leg ids already belong to another ticket", details={"leg_ids": sorted(taken)})
+
+    sold_on = local_date(sold_at)
+    agreement = find_agreement(session, {leg.operator_id for leg in sale.legs}, sold_on)
+    inputs = [Leg(leg.operator_id, leg.distance_m, leg.standalone_fare) for leg in sale.legs]
+    agreement_id = agreement.agreement_id
+    try:
+        shares = apportion(paid, inputs, agreement)
+    except ApportionmentError:
+        if agreement is DEFAULT_AGREEMENT:
+            raise
+        # A sale must not fail over a missing distance or fare (the passenger has paid): the default split
+        # applies, and the legs say which agreement could not be, for the operators to dispute.
+        shares = apportion(paid, inputs, DEFAULT_AGREEMENT)
+        agreement_id = f"default!{agreement.agreement_id}"[:64]
+    for position, (leg, share) in enumerate(zip(sale.legs, shares, strict=True)):
+        session.add(ClearingLeg(
+            leg_id=leg.leg_id, ticket_id=sale.ticket_id, order_id=sale.order_id, position=position,
+            operator_id=leg.operator_id, service_date=leg.service_date, currency=currency, share=share,
+            distance_m=leg.distance_m, standalone_fare=leg.standalone_fare, agreement_id=agreement_id,
+        ))
+    session.flush()
+    lines = [Line(ledger.CASH, paid, "sale", ticket_id=sale.ticket_id)]
+    lines += [Line(ledger.deferred(leg.operator_id), -share, "sale", leg.operator_id, sale.ticket_id, leg.leg_id)
+              for leg, share in zip(sale.legs, shares, strict=True)]
+    ledger.post(session, NewEntry(event_key, "sale", currency, sold_on, lines, memo=f"order {sale.order_id}"))
+
+
+def _get_leg(session: Session, leg_id: str) -> ClearingLeg:
+    leg = session.get(ClearingLeg, leg_id)
+    if leg is None:
+        raise UnknownLeg("clearing has no sale for this leg", details={"leg_id": leg_id})
+    return leg
+
+
+def _closing_kind(session: Session, leg_id: str) -> str | None:
+    """How the leg was closed (``recognition`` or ``refund``), or None while open."""
+    return session.execute(
+        sa.select(JournalEntry.kind).join(JournalLine, JournalLine.entry_id == JournalEntry.entry_id)
+        .where(JournalLine.leg_id == leg_id, JournalLine.purpose == "close")
+    ).scalar_one_or_none()
+
+
+def _recognise(session: Session, leg: ClearingLeg, *, how: str) -> None:
+    rate_bp, fixed = commission_terms_on(session, leg.service_date).get(leg.operator_id, (0, 0))
+    fee = commission_amount(leg.share, rate_bp, fixed)
+    op, t = leg.operator_id, leg.ticket_id
+    lines = [Line(ledger.deferred(op), leg.share, "close", op, t, leg.leg_id),
+             Line(ledger.payable(op), -(leg.share - fee), "payable", op, t, leg.leg_id)]
+    if fee:
+        lines.append(Line(ledger.COMMISSION, -fee, "commission", op, t, leg.leg_id))
+    ledger.post(session, NewEntry(f"close:{leg.leg_id}", "recognition", leg.currency, leg.service_date, lines,
+                                  memo=how))
+
+
+def record_use(session: Session, use: UseRecord) -> None:
+    """Keep the validation and recognise the leg's share (once) on its service date."""
+    used_at = _aware(use.used_at, "used_at")
+    leg = _get_leg(session, use.leg_id)
+    if leg.operator_id != use.operator_id or leg.ticket_id != use.ticket_id:
+        raise InvalidRecord("the use names another operator or ticket than the sale",
+                            details={"leg_id": use.leg_id})
+    if session.get(Validation, use.leg_id) is not None:
+        return
+    session.add(Validation(leg_id=use.leg_id, ticket_id=use.ticket_id, operator_id=use.operator_id,
+                           used_at=used_at.astimezone(dt.UTC), gate_id=use.gate_id))
+    session.flush()
+    if _closing_kind(session, leg.leg_id) is None:
+        _recognise(session, leg, how="used")
+
+
+def record_expiry(session: Session, *, leg_id: str, expired_at: dt.datetime) -> None:
+    """Recognise an unused leg's share (once) on its service date; a closed leg is left as it is."""
+    _aware(expired_at, "expired_at")
+    leg = _get_leg(session, leg_id)
+    if _closing_kind(session, leg_id) is None:
+        _recognise(session, leg, how="expired")
+
+
+def record_refund(session: Session, refund: RefundRecord) -> None:
+    """Close the refunded legs on the refund date: their shares less the refund stay with their operators."""
+    currency = _currency(refund.currency)
+    amount = _money(refund.amount, "amount")
+    refunded_at = _aware(refund.refunded_at, "refunded_at")
+    event_key = f"refund:{refund.refund_id}"
+    if ledger.find_entry(session, event_key) is not None:
+        return
+    if not refund.leg_ids or len(set(refund.leg_ids)) != len(refund.leg_ids):
+        raise InvalidRecord("a refund names distinct legs", details={"refund_id": refund.refund_id})
+    legs = [_get_leg(session, leg_id) for leg_id in refund.leg_ids]
+    for leg in legs:
+        if leg.ticket_id != refund.ticket_id or leg.currency != currency:
+            raise InvalidRecord("the refund names a leg of another ticket or currency",
+                                details={"leg_id": leg.leg_id})
+        closed = _closing_kind(session, leg.leg_id)
+        if closed is not None:
+            raise LegClosed("this leg was already used, expired or refunded",
+                            details={"leg_id": leg.leg_id, "closed_by": closed})
+    shares = [leg.share for leg in legs]
+    if amount > sum(shares):
+        raise RefundTooLarge("the refund exceeds what was paid for these legs",
+                             details={"amount": amount, "paid": sum(shares)})
+    parts = largest_remainder(amount, shares)
+    lines: list[Line] = []
+    for leg, part in zip(legs, parts, strict=True):
+        op, t = leg.operator_id, leg.ticket_id
+        lines += [Line(ledger.deferred(op), leg.share, "close", op, t, leg.leg_id),
+                  Line(ledger.payable(op), -(leg.share - part), "payable", op, t, leg.leg_id),
+                  Line(ledger.REFUNDS, -part, "refund", op, t, leg.leg_id)]
+    ledger.post(session, NewEntry(event_key, "refund", currency, local_date(refunded_at), lines,
+                                  memo=f"refund of ticket {refund.ticket_id}"))
