@@ -49,7 +49,7 @@ def audit_log(
     actor_id: Annotated[str | None, Query(max_length=64)] = None,
     operator_id: Annotated[str | None, Query(max_length=64)] = None,
     since: dt.datetime | None = None, until: dt.datetime | None = None,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=2**53)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditPage:
     q = select(AuditEntry).where(AuditEntry.seq > after_seq)

@@ -83,7 +83,7 @@ def get_run(run_id: str, session: SessionDep, _: AdminOrRegulator,
                        **error_responses(Forbidden, RunNotFound)})
 def get_statement(run_id: str, operator_id: OperatorScope, session: SessionDep,
                   format: Annotated[Literal["json", "csv"], Query()] = "json",  # noqa: A002
-                  offset: Annotated[int, Query(ge=0)] = 0,
+                  offset: Annotated[int, Query(ge=0, le=2**53)] = 0,
                   limit: Annotated[int | None, Query(ge=1, le=1_000_000)] = None) -> StatementPublic | Response:
     run = settlement.get_run(session, run_id)
     lines = settlement.statement_lines(session, run_id, operator_id, offset=offset, limit=limit)
