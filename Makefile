@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast openapi bench-routing bench-face bench-fares lint-imports clean
+.PHONY: install demo test test-fast openapi bench-routing bench-nyc bench-ferrobus bench-face bench-fares bench-ticketing bench-clearing lint-imports clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,8 +33,27 @@ openapi: install
 lint-imports: install
 	$(BIN)/lint-imports
 
+DATA ?= ../shared/data
+NYC := $(DATA)/nyc-mta
+
 bench-routing: install
-	$(BIN)/maas bench routing --feed ../shared/data/nyc-mta/subway.zip --date 2026-10-07 --queries 1000 --seed 1 --json
+	$(BIN)/maas bench routing --feed $(NYC)/subway.zip --date 2026-10-07 --queries 1000 --seed 1 --max-rides 3 --json
+
+# The whole city (subway + six bus feeds, 8.0 M stop_times): the issue's headline benchmark.
+bench-nyc: install
+	$(BIN)/maas bench routing --feed $(NYC)/subway.zip --feed $(NYC)/bus_brooklyn.zip --feed $(NYC)/bus_bronx.zip \
+	  --feed $(NYC)/bus_manhattan.zip --feed $(NYC)/bus_queens.zip --feed $(NYC)/bus_staten_island.zip \
+	  --feed $(NYC)/bus_mta_bus_company.zip --date 2026-10-07 --queries 1000 --seed 1 --max-rides 3 --json
+
+# Side by side with ferrobus (installed by the script itself; it is not a dependency of the project).
+bench-ferrobus: install
+	$(BIN)/python bench/routing_vs_ferrobus.py
+
+bench-ticketing: install
+	$(BIN)/python bench/ticketing.py
+
+bench-clearing: install
+	$(BIN)/python bench/clearing.py
 
 bench-face: install
 	$(BIN)/python bench/face.py
