@@ -20,11 +20,14 @@ from maas.settings import Settings
 
 Job = Callable[[Session, Settings, dt.datetime], Any]
 JOBS: dict[str, Job] = {}
+#: Jobs run in ascending order: expiries (10-30) before settlement (90), so a run counts what just expired.
+ORDER: dict[str, int] = {}
 
 
-def job(name: str) -> Callable[[Job], Job]:
+def job(name: str, *, order: int = 50) -> Callable[[Job], Job]:
     def register(fn: Job) -> Job:
         JOBS[name] = fn
+        ORDER[name] = order
         return fn
 
     return register
@@ -39,7 +42,7 @@ def purge_refresh_tokens(session: Session, settings: Settings, now: dt.datetime)
 
 
 #: Modules that register jobs with `@job` when imported.
-JOB_MODULES = ("maas.journeys",)
+JOB_MODULES = ("maas.journeys", "maas.faces")
 
 
 def load_job_modules() -> None:
@@ -58,7 +61,7 @@ def run_jobs(settings: Settings, name: str | None = None, *, now: dt.datetime | 
     now = now or utcnow()
     if name is not None and name not in JOBS:
         raise UnknownJob(f"no job named {name!r}; known: {', '.join(sorted(JOBS))}")
-    names = [name] if name else list(JOBS)  # registration order: expiry before settlement
+    names = [name] if name else sorted(JOBS, key=lambda n: (ORDER[n], n))
     results: dict[str, Any] = {}
     engine = get_engine(settings)
     for job_name in names:

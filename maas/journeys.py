@@ -96,19 +96,19 @@ def now(app: Any) -> dt.datetime:
     return clock().astimezone(dt.UTC) if clock is not None else utcnow()
 
 
-@job("ticketing.expire_orders")
+@job("ticketing.expire_orders", order=10)
 def _expire_orders(session: Session, settings: Settings, at: dt.datetime) -> str:
     n = expire_orders(session, redis_client=get_redis(settings), now=at)
     return f"{n} unpaid orders expired"
 
 
-@job("ticketing.expire_legs")
+@job("ticketing.expire_legs", order=20)
 def _expire_legs(session: Session, settings: Settings, at: dt.datetime) -> str:
     n = expire_legs(session, ledger=ClearingLedger(), now=at)
     return f"{n} ticket legs expired"
 
 
-@job("clearing.settle_daily")
+@job("clearing.settle_daily", order=90)
 def _settle_daily(session: Session, settings: Settings, at: dt.datetime) -> str:
-    # Registered after the expiry jobs and run in registration order, so yesterday's expired legs count.
+    # After the expiry jobs (order), so yesterday's expired legs are recognised in this run.
     return clearing_tasks.settle_previous_day(session, now=at)

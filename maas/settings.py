@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     #: ``group=requests/seconds`` per client (bearer token or address); 0 requests disables a group.
     rate_limits: str = "auth=30/60,plan=240/60,gates=1200/60"
 
+    # Regulator views (maas.audit_views): counts of 1..k-1 people are suppressed in metrics and exports.
+    regulator_k_anonymity: int = Field(default=5, ge=2, le=1000)
+
     # Routing defaults.
     walk_radius_m: float = Field(default=500.0, gt=0)
     walk_speed_m_s: float = Field(default=1.3, gt=0)

@@ -6,6 +6,7 @@
 - `delete_face`: deletes the template and marks the consent withdrawn.
 - `expire_templates`: deletes templates whose retention window (N days after
   the traveller's last leg ends) has passed; idempotent.
+- `reseal_templates`: moves templates to the current encryption key (rotation).
 - `validate_face`: a gate presents a live capture (or a trusted gate's own
   embedding) and a ticket id; it is compared 1:1 with that ticket's
   traveller's template only — never searched across passengers — and, on a
@@ -35,6 +36,7 @@ from ticketing.credentials.face import (
     Verification,
     decode_base64_image,
     open_template,
+    reseal_template,
     seal_template,
     verify,
 )
@@ -55,6 +57,7 @@ __all__ = [
     "enrol_face",
     "expire_templates",
     "get_owned_traveler",
+    "reseal_templates",
     "retention_anchor",
     "retention_policy_text",
     "validate_face",
@@ -119,12 +122,6 @@ def get_owned_traveler(session: Session, traveler_id: str, *, user_id: str) -> t
     return traveler, order
 
 
-def _active_consent(session: Session, traveler_id: str) -> FaceConsent | None:
-    return session.exec(select(FaceConsent).where(FaceConsent.traveler_id == traveler_id,
-                                                  FaceConsent.withdrawn_at.is_(None))  # type: ignore[union-attr]
-                        .order_by(FaceConsent.given_at.desc())).first()  # type: ignore[attr-defined]
-
-
 def _withdraw(session: Session, traveler_id: str, *, reason: str, now: dt.datetime) -> list[FaceConsent]:
     rows = list(session.exec(select(FaceConsent).where(FaceConsent.traveler_id == traveler_id,
                                                        FaceConsent.withdrawn_at.is_(None))))  # type: ignore[union-attr]
@@ -179,7 +176,8 @@ def enrol_face(session: Session, *, traveler_id: str, user_id: str, consent: boo
     return template, record
 
 
-def delete_face(session: Session, *, traveler_id: str, user_id: str, now: dt.datetime) -> tuple[bool, FaceConsent | None]:
+def delete_face(session: Session, *, traveler_id: str, user_id: str,
+                now: dt.datetime) -> tuple[bool, FaceConsent | None]:
     """Deletes the traveller's template and withdraws its consent (idempotent).
 
     Returns ``(template_deleted, last_consent)``; ``last_consent`` is the most
@@ -189,7 +187,7 @@ def delete_face(session: Session, *, traveler_id: str, user_id: str, now: dt.dat
     template = session.get(FaceTemplate, traveler.traveler_id)
     if template is not None:
         session.delete(template)
-        session.flush()  # the template row goes before its consent is touched (FK order)
+        session.flush()
     _withdraw(session, traveler.traveler_id, reason="user_request", now=now)
     session.flush()
     last = session.exec(select(FaceConsent).where(FaceConsent.traveler_id == traveler.traveler_id)
@@ -228,7 +226,9 @@ def expire_templates(session: Session, *, retention_days: int, now: dt.datetime)
     rows = session.execute(
         select(FaceTemplate.traveler_id, FaceTemplate.enrolled_at, FaceConsent.retention_days, last_leg.c.last_until)
         .join(FaceConsent, FaceConsent.consent_id == FaceTemplate.consent_id)
-        .outerjoin(last_leg, last_leg.c.traveler_id == FaceTemplate.traveler_id)).all()
+        .outerjoin(last_leg, last_leg.c.traveler_id == FaceTemplate.traveler_id)
+        # only templates whose journey is over can be due: active travellers are not even read
+        .where(sa.func.coalesce(last_leg.c.last_until, FaceTemplate.enrolled_at) <= now)).all()
     expired = []
     for traveler_id, enrolled_at, agreed_days, last_until in rows:
         anchor = _aware(last_until) or _aware(enrolled_at)
@@ -244,6 +244,26 @@ def expire_templates(session: Session, *, retention_days: int, now: dt.datetime)
         _withdraw(session, traveler_id, reason="retention_expired", now=now)
     session.flush()
     return expired
+
+
+def reseal_templates(session: Session, *, keyring: Keyring, batch: int = 500) -> int:
+    """Moves every template not under the keyring's current key to it; returns how many (idempotent).
+
+    Once this has run, the old key ids can be dropped from ``MAAS_PII_KEYS``
+    as far as face templates are concerned.
+    """
+    moved = 0
+    while True:
+        rows = list(session.exec(select(FaceTemplate).where(FaceTemplate.key_id != keyring.current)
+                                 .order_by(FaceTemplate.traveler_id).limit(batch)))
+        if not rows:
+            return moved
+        for row in rows:
+            row.template_enc = reseal_template(keyring, row.template_enc, traveler_id=row.traveler_id)
+            row.key_id = keyring.key_id_of(row.template_enc)
+            session.add(row)
+        session.flush()
+        moved += len(rows)
 
 
 def _probe_embedding(values: Sequence[float]) -> np.ndarray:

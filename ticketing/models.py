@@ -217,7 +217,7 @@ class GateValidation(SQLModel, table=True):
     leg_id: str | None = Field(default=None, max_length=40, index=True)
     result: str = Field(max_length=16)  # accepted | rejected
     reason: str | None = Field(default=None, max_length=40)
-    method: str = Field(max_length=16)  # qr | device_qr | id_number
+    method: str = Field(max_length=16)  # qr | device_qr | id_number | face
     source: str = Field(default="online", max_length=16)  # online | offline
     tap_id: str | None = Field(default=None, max_length=100)
     flag: str | None = Field(default=None, max_length=16)  # replay | conflict (offline taps)

@@ -14,11 +14,12 @@ from maas.api.offers import Strict
 from maas.errors import error_responses
 from maas.faces import face_encoder, face_policy
 from maas.journeys import now, runtime
+from maas.ratelimit import rate_limit
 from ticketing import faces, gates
 from ticketing.credentials.face import EMBEDDING_DIM
 from ticketing.errors import GateMismatch
 
-router = APIRouter(prefix="/v1/gates", tags=["gates"])
+router = APIRouter(prefix="/v1/gates", tags=["gates"], dependencies=[rate_limit("gates")])
 
 
 class LivenessIn(Strict):

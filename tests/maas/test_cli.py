@@ -77,3 +77,13 @@ def test_every_command_has_help(cli_env, capsys) -> None:  # noqa: ANN001
                  ["jobs", "run", "--help"], ["serve", "--help"], ["demo", "--help"]):
         assert main(argv) == 0, argv
         assert "Usage" in capsys.readouterr().out
+
+
+def test_jobs_run_every_domain_job_with_expiry_before_settlement(cli_env, capsys) -> None:  # noqa: ANN001
+    assert main(["jobs", "run"]) == 0
+    names = [line.split(":")[0] for line in capsys.readouterr().out.strip().splitlines()]
+    assert {"ticketing.expire_orders", "ticketing.expire_legs", "faces.retention", "clearing.settle_daily",
+            "refresh_tokens.purge"} <= set(names)
+    assert names.index("ticketing.expire_legs") < names.index("clearing.settle_daily")
+    assert main(["jobs", "run"]) == 0  # idempotent: a second run succeeds and changes nothing
+    assert "already closed" in capsys.readouterr().out

@@ -2,40 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.face_support import CachingEncoder
 from ticketing.credentials.face import DlibFaceEncoder
-
-
-class CachingEncoder:
-    """A `FaceEncoder` that remembers embeddings by image digest (and errors, re-raised)."""
-
-    def __init__(self, inner: DlibFaceEncoder) -> None:
-        self.inner = inner
-        self.model_version = inner.model_version
-        self.calls = 0
-        self._cache: dict[str, np.ndarray | Exception] = {}
-
-    def encode(self, image_bytes: bytes) -> np.ndarray:
-        key = hashlib.sha256(image_bytes).hexdigest()
-        if key not in self._cache:
-            self.calls += 1
-            try:
-                self._cache[key] = self.inner.encode(image_bytes)
-            except Exception as exc:  # noqa: BLE001 - cached and re-raised as is
-                self._cache[key] = exc
-        value = self._cache[key]
-        if isinstance(value, Exception):
-            raise value
-        return value
-
-    def distance(self, a: np.ndarray, b: np.ndarray) -> float:
-        return self.inner.distance(a, b)
 
 
 @pytest.fixture(scope="session")
