@@ -14,7 +14,22 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from maas import __version__
-from maas.api import admin, audit, auth, health, plan
+from maas.api import (
+    admin,
+    audit,
+    auth,
+    faces,
+    gates,
+    health,
+    offers,
+    orders,
+    payments,
+    plan,
+    reconciliation,
+    regulator,
+    settlements,
+    tickets,
+)
 from maas.db import get_engine
 from maas.errors import error_body, install_error_handlers
 from maas.logging import configure_logging
@@ -125,7 +140,8 @@ def create_app(settings: Settings | None = None, *, load_timetable: bool = True)
     app.state.timetable_info = app.state.planner.info
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
-    for module in (health, auth, admin, audit, plan):
+    for module in (health, auth, admin, audit, plan, offers, orders, payments, tickets, faces, gates, settlements,
+                   reconciliation, regulator):
         app.include_router(module.router)
     app.include_router(auth.me_router)
     return app

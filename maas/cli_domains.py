@@ -102,14 +102,20 @@ def plan_cmd(
     wheelchair: Annotated[bool, typer.Option("--wheelchair")] = False,
     batch: Annotated[Path | None, typer.Option("--batch", help='JSONL of {"from","to","depart"}')] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    optimize: Annotated[str, typer.Option("--optimize", help="time | fare (Pareto: arrival, transfers, fare)")] = "time",
+    max_fare: Annotated[int | None, typer.Option("--max-fare", help="highest fare in minor units (fen)")] = None,
+    rider_category: Annotated[str, typer.Option("--rider-category", help="adult, child, senior, ...")] = "adult",
 ) -> None:
     """Plan journeys on the imported feeds."""
     from maas.api.plan import parse_modes
     from routing.errors import RoutingError
-    from routing.search import PlanRequest, plan
+    from routing.search import PlanRequest
 
     common = dict(max_transfers=max_transfers, min_change_s=min_change_s, walk_speed_m_s=walk_speed,
-                  max_walk_m=max_walk_m, modes=parse_modes(modes), wheelchair=wheelchair)
+                  max_walk_m=max_walk_m, modes=parse_modes(modes), wheelchair=wheelchair, optimize=optimize,
+                  max_fare=max_fare, rider_category=rider_category)
+    if optimize not in ("time", "fare"):
+        raise CliError("--optimize must be 'time' or 'fare'")
     if batch is not None:
         if not batch.exists():
             raise CliError(f"no such file: {batch}")
@@ -123,7 +129,7 @@ def plan_cmd(
                     req = PlanRequest(origin=str(q["from"]), destination=str(q["to"]),
                                       depart_at=_parse_time(q.get("depart"), "depart"),
                                       arrive_by=_parse_time(q.get("arrive_by"), "arrive_by"), **common)
-                    out = {"query": q, "itineraries": [snap.price(it) for it in plan(snap.timetable, req)]}
+                    out = {"query": q, "itineraries": snap.plan(req)}
                 except (ValueError, KeyError, TypeError, CliError, RoutingError) as exc:
                     message = getattr(exc, "message", None) or str(exc)
                     out = {"query": line.strip(), "error": {"code": getattr(exc, "code", "invalid_query_line"),
@@ -137,7 +143,7 @@ def plan_cmd(
     snap = _load_snapshot()
     req = PlanRequest(origin=from_, destination=to, depart_at=_parse_time(depart, "--depart"),
                       arrive_by=_parse_time(arrive_by, "--arrive-by"), window_s=window_s, **common)
-    itineraries = [snap.price(it) for it in plan(snap.timetable, req)]
+    itineraries = snap.plan(req)
     if as_json:
         typer.echo(json.dumps({"itineraries": itineraries}, ensure_ascii=False, indent=2))
         return

@@ -22,6 +22,7 @@ from maas.db import get_engine, session_scope, upgrade_database
 from maas.demo import write_demo_city
 from maas.feeds import build_timetable, import_feed, list_sources
 from maas.settings import Settings, get_settings
+from maas.stations import seed_demo_stations
 
 DEMO_PASSWORD = "demo-pass-123"
 ACCOUNTS = (
@@ -56,6 +57,8 @@ def build_demo(settings: Settings) -> dict[str, Any]:
             _, report = import_feed(session, path=feed.path, feed_id=feed.feed_id, operator_id=feed.operator_id,
                                     operator_name=feed.operator_name, operator_kind=feed.kind)
         reports.append(report)
+    with session_scope(engine) as session:
+        seed_demo_stations(session, feeds)  # station grades and types for the coverage audit
 
     creds_path = settings.data_dir / "demo-credentials.json"
     creds: dict[str, Any] = json.loads(creds_path.read_text(encoding="utf-8")) if creds_path.exists() else {}

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
+import sqlalchemy.exc
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -153,6 +155,22 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response("validation_error", "the request is not valid: " + "; ".join(
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in errors[:5]), 422,
             _validation_details(exc))
+
+    # Infrastructure that is down is a 503 the client may retry, in the contract's shape; the transaction
+    # was rolled back, so nothing is half written. Other database errors are bugs and stay 500s.
+    @app.exception_handler(sqlalchemy.exc.OperationalError)
+    @app.exception_handler(sqlalchemy.exc.InterfaceError)
+    async def on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database_unavailable", error=type(getattr(exc, "orig", exc)).__name__)
+        return error_response("database_unavailable", "the database is unavailable; retry shortly", 503,
+                              headers={"Retry-After": "2"})
+
+    @app.exception_handler(redis.exceptions.ConnectionError)
+    @app.exception_handler(redis.exceptions.TimeoutError)
+    async def on_redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("redis_unavailable", error=type(exc).__name__)
+        return error_response("redis_unavailable", "a required service is unavailable; retry shortly", 503,
+                              headers={"Retry-After": "2"})
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

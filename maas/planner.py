@@ -8,6 +8,7 @@ reference in one assignment, so a query always sees one consistent version.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,9 +20,12 @@ from sqlalchemy.engine import Engine
 from maas.db import session_scope
 from maas.feeds import NoFeeds, build_fare_engine, build_seat_capacity, build_timetable, list_sources
 from maas.settings import Settings
+from routing.fares import FareTables
 from routing.feeds import FeedSource
+from routing.search import PlanRequest, plan
 from routing.timetable import Timetable
 from ticketing.fares.engine import FareEngine
+from ticketing.fares.tables import fare_tables_for
 
 log = structlog.get_logger("maas.planner")
 
@@ -37,6 +41,44 @@ class Snapshot:
     fares: FareEngine | None = None
     #: Namespaced trip id -> seats, for reserved-seat (coach) trips.
     seat_capacity: dict[str, int] = field(default_factory=dict)
+    #: Fare tables of the fare-aware search, built lazily per (rider category, active timeframes).
+    _fare_tables: dict[tuple, Any] = field(default_factory=dict, repr=False, compare=False)
+    _fare_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def fare_tables(self, rider_category: str = "adult", at: dt.datetime | None = None) -> FareTables | None:
+        """`routing.fares.FareTables` of this snapshot's fares for a rider category (``None`` without fares).
+
+        Built once per rider category and set of timeframes active at ``at``
+        (per feed), then cached for the life of the snapshot.
+        """
+        if self.fares is None:
+            return None
+        tf = tuple(sorted((fid, tuple(sorted(p.timeframes_at(at)))) for fid, p in self.fares.pricers.items()
+                          if at is not None and p.ff.timeframes))
+        key = (rider_category, tf)
+        hit = self._fare_tables.get(key)
+        if hit is None:
+            with self._fare_lock:
+                hit = self._fare_tables.get(key)
+                if hit is None:
+                    hit = fare_tables_for(self.fares, self.timetable, rider_category=rider_category, at=at)
+                    if len(self._fare_tables) > 64:
+                        self._fare_tables.clear()
+                    self._fare_tables[key] = hit
+        return hit
+
+    def plan(self, request: PlanRequest) -> list[dict[str, Any]]:
+        """Plan on this snapshot: a fare search uses the fare tables of ``request.rider_category``;
+        every itinerary's ``fare`` is then (re)priced by the full fare engine (authoritative)."""
+        fares = None
+        if request.optimize == "fare" or request.max_fare is not None:
+            fares = self.fare_tables(request.rider_category, request.depart_at)
+        its = [self.price(it, request.rider_category)
+               for it in plan(self.timetable, request, realtime=self.realtime, fares=fares)]
+        if request.max_fare is not None:
+            # the budget holds for the authoritative fare too (the kernel's tables may not cover every rule)
+            its = [it for it in its if it["fare"] is not None and it["fare"]["amount"] <= request.max_fare]
+        return its
 
     def price(self, itinerary: dict[str, Any], rider_category: str = "adult") -> dict[str, Any]:
         """The itinerary with its ``fare`` filled in (null where no fare data covers a leg)."""

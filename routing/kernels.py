@@ -953,3 +953,571 @@ def _mcraptor(
                             n_marked += 1
                 l = nxt_l
     return n_tgt, tgt, L_arr, L_walk, L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a
+
+
+# ----------------------------------------------------------------------------------------------
+# fare-aware McRAPTOR: Pareto over (arrival, fare) per number of rides, labels carrying fare state
+
+#: Columns of the fare state of a label (``L_st[l, :]``) and of a route-bag entry.
+FS_ONET, FS_OLAST, FS_OFROM, FS_ODEP, FS_OARR, FS_OGROUP, FS_OCHAIN, FS_PG, FS_PDEP, FS_PARR, FS_PCHAIN = range(11)
+N_FS = 11
+UNPRICED_COST = np.int64(1) << np.int64(40)  # == routing.fares.UNPRICED
+
+
+@njit(cache=True, nogil=True)
+def _fare_leg(onet, ofrom, ta, dist, odep, oarr, pg, pdep, parr, pchain, ft):
+    """Price of the open effective fare leg if it ended here: ``(charge, leg group, transfer chain)``.
+
+    ``onet``/``ofrom``: network and boarding area set of its first ride; ``ta``
+    the alighting area set; ``dist`` metres of the ride (distance-band
+    networks); ``odep``/``oarr`` its first departure / last arrival (query
+    seconds); ``pg``/``pdep``/``parr``/``pchain``: group, departure, arrival and
+    transfer chain of the effective leg before it (``pg = -1``: none or not
+    priced). ``ft``: :meth:`routing.fares.FareTables.kernel_args`.
+    """
+    (network_kind, leg_price, leg_group, network_group, band_offsets, band_up_to_m, band_price, join,
+     xfer_kind, xfer_amount, xfer_limit_s, xfer_limit_type, xfer_count) = ft
+    if onet < 0:
+        return UNPRICED_COST, -1, 0
+    price = np.int64(-1)
+    g = -1
+    if network_kind[onet] == 0:
+        price = leg_price[onet, ofrom, ta]
+        g = leg_group[onet, ofrom, ta]
+    else:
+        for b in range(band_offsets[onet], band_offsets[onet + 1]):
+            if dist <= band_up_to_m[b]:
+                price = band_price[b]
+                break
+        g = network_group[onet]
+    if price < 0:
+        return UNPRICED_COST, -1, 0
+    if pg >= 0 and g >= 0:
+        kind = xfer_kind[pg, g]
+        if kind != 0:
+            ok = True
+            lim = xfer_limit_s[pg, g]
+            if lim >= 0:
+                lt = xfer_limit_type[pg, g]
+                start = pdep if lt <= 1 else parr
+                end = oarr if (lt == 0 or lt == 3) else odep
+                ok = end - start <= lim
+            if kind != 3:
+                cnt = xfer_count[pg, g]
+                if cnt >= 0 and pchain + 1 > cnt:
+                    ok = False
+            if ok:
+                amount = xfer_amount[pg, g]
+                if kind == 1:
+                    return amount, g, pchain + 1
+                if kind == 2:
+                    return amount + price, g, pchain + 1
+                return price - min(amount, price), g, 0
+    return price, g, 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _canon_label(st, fare, paid, net_joins, group_out, timed):
+    """Reset the state fields that cannot change any future price; returns the label's ``paid``.
+
+    A label whose open leg cannot be extended by a join is *closed*: its
+    whole fare is paid and the legs before it no longer matter.
+    """
+    if st[FS_OLAST] < 0 or not net_joins[st[FS_OLAST]]:
+        st[FS_ONET] = -1
+        st[FS_OLAST] = -1
+        st[FS_OFROM] = -1
+        st[FS_PG] = -1
+        paid = fare
+    if st[FS_OGROUP] < 0 or not group_out[st[FS_OGROUP]]:
+        st[FS_OGROUP] = -1
+        st[FS_OCHAIN] = -1
+        if st[FS_OLAST] < 0:
+            st[FS_ODEP] = -1
+        st[FS_OARR] = -1
+    if st[FS_PG] >= 0 and not group_out[st[FS_PG]]:
+        st[FS_PG] = -1
+    if st[FS_PG] < 0:
+        st[FS_PDEP] = -1
+        st[FS_PARR] = -1
+        st[FS_PCHAIN] = -1
+    if not timed:
+        st[FS_ODEP] = -1
+        st[FS_OARR] = -1
+        st[FS_PDEP] = -1
+        st[FS_PARR] = -1
+    return paid
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _same_state(a, b):
+    for i in range(N_FS):
+        if a[i] != b[i]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _fare_insert(heads, k, s, next_, L_arr, L_fare, L_paid, L_st, arr, fare, paid, st, n_lab, cap, timed):
+    """Insert a label into bag ``heads[k, s]`` unless a label of a round ``<= k`` dominates it.
+
+    Domination needs the same fare state, no more fare and no more paid, and
+    an arrival no later (exactly the same when fares depend on times: then an
+    earlier label boards other vehicles, whose times change future prices).
+    Removes the round-``k`` labels it dominates. Returns the label id, ``-1``
+    if dominated, ``-2`` if the pool is full.
+    """
+    for j in range(k + 1):
+        l = heads[j, s]
+        while l >= 0:
+            if L_fare[l] <= fare and L_paid[l] <= paid and (L_arr[l] == arr if timed else L_arr[l] <= arr) \
+                    and _same_state(L_st[l], st):
+                return -1
+            l = next_[l]
+    if n_lab >= cap:
+        return -2
+    prev = -1
+    l = heads[k, s]
+    while l >= 0:
+        nx = next_[l]
+        if fare <= L_fare[l] and paid <= L_paid[l] and (arr == L_arr[l] if timed else arr <= L_arr[l]) \
+                and _same_state(L_st[l], st):
+            if prev < 0:
+                heads[k, s] = nx
+            else:
+                next_[prev] = nx
+        else:
+            prev = l
+        l = nx
+    L_arr[n_lab] = arr
+    L_fare[n_lab] = fare
+    L_paid[n_lab] = paid
+    for i in range(N_FS):
+        L_st[n_lab, i] = st[i]
+    next_[n_lab] = heads[k, s]
+    heads[k, s] = n_lab
+    return n_lab
+
+
+@njit(cache=True, nogil=True)
+def _grow(a, m):
+    b = np.empty(m, dtype=a.dtype)
+    b[:a.shape[0]] = a
+    return b
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _fare_hash(key, arr, st, mask):
+    h = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(arr) * np.uint64(0xC2B2AE3D27D4EB4F)
+    for i in range(N_FS):
+        h = (h ^ np.uint64(st[i] + 7)) * np.uint64(0x100000001B3)
+    return np.int64(h & np.uint64(mask))
+
+
+@njit(cache=True, nogil=True)
+def _fare_insert_h(heads, btype, k, s, S, K1, next_, L_arr, L_fare, L_paid, L_st, L_dead, L_bkey, L_hnext, hheads,
+                   arr, fare, paid, st, n_lab, cap):
+    """:func:`_fare_insert` when fares depend on times: only labels with the same arrival and state compare,
+    so they are found through a hash table (``hheads``/``L_hnext``) and dominated ones are marked dead."""
+    mask = hheads.shape[0] - 1
+    for j in range(k + 1):
+        key = (btype * K1 + j) * S + s
+        l = hheads[_fare_hash(key, arr, st, mask)]
+        while l >= 0:
+            if L_bkey[l] == key and L_arr[l] == arr and not L_dead[l] and L_fare[l] <= fare and L_paid[l] <= paid \
+                    and _same_state(L_st[l], st):
+                return -1
+            l = L_hnext[l]
+    if n_lab >= cap:
+        return -2
+    key = (btype * K1 + k) * S + s
+    h = _fare_hash(key, arr, st, mask)
+    l = hheads[h]
+    while l >= 0:
+        if L_bkey[l] == key and L_arr[l] == arr and not L_dead[l] and fare <= L_fare[l] and paid <= L_paid[l] \
+                and _same_state(L_st[l], st):
+            L_dead[l] = True
+        l = L_hnext[l]
+    L_arr[n_lab] = arr
+    L_fare[n_lab] = fare
+    L_paid[n_lab] = paid
+    for i in range(N_FS):
+        L_st[n_lab, i] = st[i]
+    L_dead[n_lab] = False
+    L_bkey[n_lab] = key
+    L_hnext[n_lab] = hheads[h]
+    hheads[h] = n_lab
+    next_[n_lab] = heads[k, s]
+    heads[k, s] = n_lab
+    return n_lab
+
+
+@njit(cache=True, nogil=True)
+def _fare_add(heads, btype, k, s, S, K1, next_, L_arr, L_fare, L_paid, L_st, L_dead, L_bkey, L_hnext, hheads,
+              arr, fare, paid, st, n_lab, cap, timed):
+    if timed:
+        return _fare_insert_h(heads, btype, k, s, S, K1, next_, L_arr, L_fare, L_paid, L_st, L_dead, L_bkey, L_hnext,
+                              hheads, arr, fare, paid, st, n_lab, cap)
+    l = _fare_insert(heads, k, s, next_, L_arr, L_fare, L_paid, L_st, arr, fare, paid, st, n_lab, cap, False)
+    if l >= 0:
+        L_dead[l] = False
+    return l
+
+
+@njit(cache=True, nogil=True)
+def _mcraptor_fare(
+    pattern_stop_offsets, pattern_stops, pattern_pickup, pattern_dropoff,
+    pattern_time_offsets, pattern_n_trips, pattern_trip_offsets, pattern_arr, pattern_dep,
+    stop_pattern_offsets, stop_patterns, stop_pattern_pos,
+    footpath_offsets, footpath_to,
+    footpath_change_s, stop_change_s, stop_ok, pattern_ok, pattern_shift, trip_slots,
+    access_stops, access_s, egress_s,
+    pattern_net,  # (P,) int32 fare network of the pattern's route, -1 = not priced
+    stop_area,  # (S,) int32 area-set index
+    pattern_stop_dist_m,  # (L,) float32 metres along the pattern (distance-band fares)
+    ft,  # FareTables.kernel_args()
+    net_joins, group_out,  # (N,) bool: network joins some network; (G,) bool: group has a transfer rule out
+    timed,  # bool: some transfer rule has a duration limit
+    max_fare,  # int64 minor units, -1 = no limit
+    t_dep, max_rounds, cap,
+):
+    """McRAPTOR over (arrival, rides, fare) with labels carrying the open fare leg and transfer allowance.
+
+    A label holds its arrival, ``fare`` (minor units: every effective fare leg
+    priced, the open one as if it ended at this stop), ``paid`` (the part no
+    future ride can change: a lower bound of the final fare) and its fare state
+    ``L_st`` (columns ``FS_*``: open leg's first/last network, boarding area,
+    first departure, last arrival, group, transfer chain; the previous leg's
+    group, departure, arrival, chain). Labels are compared only with labels of
+    the same state (see :func:`_fare_insert`); the state is canonicalised
+    (:func:`_canon_label`) so that states that price every future alike are
+    equal. Exact for the journeys that board the first reachable trip of each
+    pattern. ``max_fare`` prunes labels whose paid part exceeds it and
+    destination labels above it.
+
+    Returns ``(n_targets, target rows (arr, fare, rides, ride label, egress
+    stop), L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a)``;
+    ``n_targets = -1`` when the label pool of ``cap`` overflowed.
+    """
+    S = stop_pattern_offsets.shape[0] - 1
+    K1 = max_rounds + 1
+    L_arr = np.empty(cap, dtype=np.int64)
+    L_fare = np.empty(cap, dtype=np.int64)
+    L_paid = np.empty(cap, dtype=np.int64)
+    L_st = np.empty((cap, N_FS), dtype=np.int64)
+    L_kind = np.empty(cap, dtype=np.int8)
+    L_parent = np.empty(cap, dtype=np.int32)
+    L_stop = np.empty(cap, dtype=np.int32)
+    L_p = np.empty(cap, dtype=np.int32)
+    L_c = np.empty(cap, dtype=np.int32)
+    L_slot = np.empty(cap, dtype=np.int8)
+    L_b = np.empty(cap, dtype=np.int32)
+    L_a = np.empty(cap, dtype=np.int32)
+    next_ = np.empty(cap, dtype=np.int32)
+    L_dead = np.empty(cap, dtype=np.bool_)
+    L_bkey = np.empty(cap, dtype=np.int64)
+    L_hnext = np.empty(cap, dtype=np.int32)
+    H = 1
+    if timed:
+        while H < 2 * cap:
+            H *= 2
+    hheads = np.full(H, -1, dtype=np.int32)
+    ride_heads = np.full((K1, S), -1, dtype=np.int32)
+    ready_heads = np.full((K1, S), -1, dtype=np.int32)
+    TG = 1 << 14
+    tgt = np.empty((TG, 5), dtype=np.int64)
+    n_tgt = 0
+    n_lab = 0
+    marked = np.zeros(S, dtype=np.int32)
+    is_marked = np.zeros(S, dtype=np.bool_)
+    n_marked = 0
+    improved = np.zeros(S, dtype=np.int32)
+    is_improved = np.zeros(S, dtype=np.bool_)
+    first_pos = np.full(pattern_n_trips.shape[0], -1, dtype=np.int32)
+    queue = np.zeros(pattern_n_trips.shape[0], dtype=np.int32)
+    tgt_last = np.full(pattern_n_trips.shape[0], -1, dtype=np.int64)
+    for g in range(S):
+        if egress_s[g] < 0:
+            continue
+        for e in range(stop_pattern_offsets[g], stop_pattern_offsets[g + 1]):
+            p = stop_patterns[e]
+            pos = stop_pattern_pos[e]
+            if pattern_dropoff[pattern_stop_offsets[p] + pos] != NO_PICKUP and pos > tgt_last[p]:
+                tgt_last[p] = pos
+    join = ft[7]
+    RB = 256
+    rb_c = np.empty(RB, dtype=np.int64)
+    rb_slot = np.empty(RB, dtype=np.int64)
+    rb_dep = np.empty(RB, dtype=np.int64)
+    rb_paid = np.empty(RB, dtype=np.int64)
+    rb_parent = np.empty(RB, dtype=np.int64)
+    rb_board = np.empty(RB, dtype=np.int64)
+    rb_st = np.empty((RB, N_FS), dtype=np.int64)
+    st = np.empty(N_FS, dtype=np.int64)
+    ost = L_st[0]  # placeholder view, reassigned per label
+
+    for i in range(access_stops.shape[0]):
+        s = access_stops[i]
+        for j in range(N_FS):
+            st[j] = -1
+        r0 = t_dep + access_s[i]
+        l = _fare_add(ready_heads, 0, 0, s, S, K1, next_, L_arr, L_fare, L_paid, L_st, L_dead, L_bkey, L_hnext,
+                      hheads, r0, np.int64(0), np.int64(0), st, n_lab, cap, timed)
+        if l == -2:
+            return -1, tgt, L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a
+        if l >= 0:
+            n_lab += 1
+            L_kind[l] = LBL_ACCESS
+            L_parent[l] = -1
+            L_stop[l] = s
+            if not is_marked[s]:
+                is_marked[s] = True
+                marked[n_marked] = s
+                n_marked += 1
+
+    for k in range(1, K1):
+        if n_marked == 0:
+            break
+        n_queue = 0
+        for i in range(n_marked):
+            s = marked[i]
+            is_marked[s] = False
+            for e in range(stop_pattern_offsets[s], stop_pattern_offsets[s + 1]):
+                p = stop_patterns[e]
+                if not pattern_ok[p]:
+                    continue
+                pos = stop_pattern_pos[e]
+                if k == K1 - 1 and pos >= tgt_last[p]:
+                    continue
+                if first_pos[p] < 0:
+                    queue[n_queue] = p
+                    n_queue += 1
+                    first_pos[p] = pos
+                elif pos < first_pos[p]:
+                    first_pos[p] = pos
+        n_marked = 0
+        n_improved = 0
+        for qi in range(n_queue):
+            p = queue[qi]
+            start = first_pos[p]
+            first_pos[p] = -1
+            so = pattern_stop_offsets[p]
+            n_pos = pattern_stop_offsets[p + 1] - so
+            n = pattern_n_trips[p]
+            tb = pattern_time_offsets[p]
+            net = pattern_net[p]
+            n_rb = 0
+            end = n_pos if k < K1 - 1 else tgt_last[p] + 1
+            for pos in range(start, end):
+                s = pattern_stops[so + pos]
+                # alight every route-bag entry here
+                if n_rb > 0 and pattern_dropoff[so + pos] != NO_PICKUP and stop_ok[s]:
+                    ta = stop_area[s]
+                    for r in range(n_rb):
+                        raw = pattern_arr[tb + pos * n + rb_c[r]]
+                        if raw >= SKIP:
+                            continue
+                        a = raw + pattern_shift[p, rb_slot[r]]
+                        dist = (np.float64(pattern_stop_dist_m[so + pos])
+                                - np.float64(pattern_stop_dist_m[so + rb_board[r]]))
+                        dist = np.round(dist) if dist > 0 else 0.0
+                        for j in range(N_FS):
+                            st[j] = rb_st[r, j]
+                        charge, g, chain = _fare_leg(st[FS_ONET], st[FS_OFROM], ta, dist, st[FS_ODEP], a,
+                                                     st[FS_PG], st[FS_PDEP], st[FS_PARR], st[FS_PCHAIN], ft)
+                        fare = rb_paid[r] + charge
+                        st[FS_OARR] = a
+                        st[FS_OGROUP] = g
+                        st[FS_OCHAIN] = chain
+                        paid = _canon_label(st, fare, rb_paid[r], net_joins, group_out, timed)
+                        if max_fare >= 0 and paid > max_fare:
+                            continue
+                        pruned = False
+                        for ti in range(n_tgt):
+                            if tgt[ti, 0] <= a and tgt[ti, 1] <= paid and tgt[ti, 2] <= k:
+                                pruned = True
+                                break
+                        if pruned:
+                            continue
+                        l = _fare_add(ride_heads, 1, k, s, S, K1, next_, L_arr, L_fare, L_paid, L_st, L_dead, L_bkey,
+                                      L_hnext, hheads, a, fare, paid, st, n_lab, cap, timed)
+                        if l == -2:
+                            return -1, tgt, L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a
+                        if l >= 0:
+                            n_lab += 1
+                            L_kind[l] = LBL_RIDE
+                            L_parent[l] = rb_parent[r]
+                            L_stop[l] = s
+                            L_p[l] = p
+                            L_c[l] = rb_c[r]
+                            L_slot[l] = rb_slot[r]
+                            L_b[l] = rb_board[r]
+                            L_a[l] = pos
+                            if not is_improved[s]:
+                                is_improved[s] = True
+                                improved[n_improved] = s
+                                n_improved += 1
+                # board with the labels of the previous round
+                if pattern_pickup[so + pos] != NO_PICKUP and stop_ok[s]:
+                    for r in range(n_rb):
+                        rb_dep[r] = pattern_dep[tb + pos * n + rb_c[r]] + pattern_shift[p, rb_slot[r]]
+                    l = ready_heads[k - 1, s]
+                    while l >= 0:
+                        if L_dead[l]:
+                            l = next_[l]
+                            continue
+                        c, slot, d = _earliest_trip(p, pos, L_arr[l], pattern_time_offsets, pattern_n_trips,
+                                                    pattern_trip_offsets, pattern_dep, pattern_shift, trip_slots)
+                        if c >= 0:
+                            ost = L_st[l]
+                            if ost[FS_OLAST] >= 0 and net >= 0 and join[ost[FS_OLAST], net]:
+                                # the ride extends the open fare leg (fare_leg_join_rules)
+                                for j in range(N_FS):
+                                    st[j] = ost[j]
+                                st[FS_OLAST] = net
+                                paid = L_paid[l]
+                            else:
+                                # the open leg is closed: it becomes the previous leg of a new one
+                                st[FS_PG] = ost[FS_OGROUP]
+                                st[FS_PDEP] = ost[FS_ODEP]
+                                st[FS_PARR] = ost[FS_OARR]
+                                st[FS_PCHAIN] = ost[FS_OCHAIN]
+                                st[FS_ONET] = net
+                                st[FS_OLAST] = net
+                                st[FS_OFROM] = stop_area[s]
+                                st[FS_ODEP] = d
+                                paid = L_fare[l]
+                            st[FS_OARR] = -1
+                            st[FS_OGROUP] = -1
+                            st[FS_OCHAIN] = -1
+                            if st[FS_PG] >= 0 and not group_out[st[FS_PG]]:
+                                st[FS_PG] = -1
+                            if st[FS_PG] < 0:
+                                st[FS_PDEP] = -1
+                                st[FS_PARR] = -1
+                                st[FS_PCHAIN] = -1
+                            if not timed:
+                                st[FS_ODEP] = -1
+                                st[FS_PDEP] = -1
+                                st[FS_PARR] = -1
+                            # an entry on an earlier (or the same) trip with the same state and no more paid
+                            # prices every stop ahead no higher (when fares depend on times: the same trip)
+                            dom = False
+                            for r in range(n_rb):
+                                if rb_paid[r] <= paid and (rb_dep[r] == d if timed else rb_dep[r] <= d) \
+                                        and _same_state(rb_st[r], st):
+                                    dom = True
+                                    break
+                            if not dom:
+                                keep = 0
+                                for r in range(n_rb):
+                                    if not (paid <= rb_paid[r] and (d == rb_dep[r] if timed else d <= rb_dep[r])
+                                            and _same_state(rb_st[r], st)):
+                                        rb_c[keep] = rb_c[r]
+                                        rb_slot[keep] = rb_slot[r]
+                                        rb_dep[keep] = rb_dep[r]
+                                        rb_paid[keep] = rb_paid[r]
+                                        rb_parent[keep] = rb_parent[r]
+                                        rb_board[keep] = rb_board[r]
+                                        for j in range(N_FS):
+                                            rb_st[keep, j] = rb_st[r, j]
+                                        keep += 1
+                                n_rb = keep
+                                if n_rb == rb_c.shape[0]:
+                                    # grow the route bag (never drop an entry: that would lose journeys)
+                                    m = 2 * n_rb
+                                    rb_c = _grow(rb_c, m)
+                                    rb_slot = _grow(rb_slot, m)
+                                    rb_dep = _grow(rb_dep, m)
+                                    rb_paid = _grow(rb_paid, m)
+                                    rb_parent = _grow(rb_parent, m)
+                                    rb_board = _grow(rb_board, m)
+                                    big = np.empty((m, N_FS), dtype=np.int64)
+                                    big[:n_rb] = rb_st[:n_rb]
+                                    rb_st = big
+                                rb_c[n_rb] = c
+                                rb_slot[n_rb] = slot
+                                rb_dep[n_rb] = d
+                                rb_paid[n_rb] = paid
+                                rb_parent[n_rb] = l
+                                rb_board[n_rb] = pos
+                                for j in range(N_FS):
+                                    rb_st[n_rb, j] = st[j]
+                                n_rb += 1
+                        l = next_[l]
+        # destination
+        for i in range(n_improved):
+            u = improved[i]
+            if egress_s[u] < 0:
+                continue
+            l = ride_heads[k, u]
+            while l >= 0:
+                if L_dead[l]:
+                    l = next_[l]
+                    continue
+                ta = L_arr[l] + egress_s[u]
+                f = L_fare[l]
+                if max_fare < 0 or f <= max_fare:
+                    dom = False
+                    for ti in range(n_tgt):
+                        if tgt[ti, 0] <= ta and tgt[ti, 1] <= f and tgt[ti, 2] <= k:
+                            dom = True
+                            break
+                    if not dom and n_tgt < TG:
+                        tgt[n_tgt, 0] = ta
+                        tgt[n_tgt, 1] = f
+                        tgt[n_tgt, 2] = k
+                        tgt[n_tgt, 3] = l
+                        tgt[n_tgt, 4] = u
+                        n_tgt += 1
+                l = next_[l]
+        if k == K1 - 1:
+            for i in range(n_improved):
+                is_improved[improved[i]] = False
+            break
+        # transfers: change in place or one footpath; the fare state travels with the label
+        for i in range(n_improved):
+            u = improved[i]
+            is_improved[u] = False
+            l = ride_heads[k, u]
+            while l >= 0:
+                a = L_arr[l]
+                nxt_l = next_[l]
+                if L_dead[l]:
+                    l = nxt_l
+                    continue
+                for e in range(footpath_offsets[u] - 1, footpath_offsets[u + 1]):
+                    if e < footpath_offsets[u]:
+                        v = u
+                        if stop_change_s[u] < 0:
+                            continue
+                        ra = a + stop_change_s[u]
+                    else:
+                        if footpath_change_s[e] < 0:
+                            continue
+                        v = footpath_to[e]
+                        ra = a + footpath_change_s[e]
+                    dom = False
+                    for ti in range(n_tgt):
+                        if tgt[ti, 0] <= ra and tgt[ti, 1] <= L_paid[l] and tgt[ti, 2] <= k:
+                            dom = True
+                            break
+                    if dom:
+                        continue
+                    for j in range(N_FS):
+                        st[j] = L_st[l, j]
+                    nl = _fare_add(ready_heads, 0, k, v, S, K1, next_, L_arr, L_fare, L_paid, L_st, L_dead, L_bkey,
+                                   L_hnext, hheads, ra, L_fare[l], L_paid[l], st, n_lab, cap, timed)
+                    if nl == -2:
+                        return -1, tgt, L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a
+                    if nl >= 0:
+                        n_lab += 1
+                        L_kind[nl] = LBL_TRANSFER
+                        L_parent[nl] = l
+                        L_stop[nl] = v
+                        if not is_marked[v]:
+                            is_marked[v] = True
+                            marked[n_marked] = v
+                            n_marked += 1
+                l = nxt_l
+    return n_tgt, tgt, L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a

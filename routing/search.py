@@ -34,6 +34,13 @@ Semantics (shared with the reference oracle in ``tests/routing/reference.py``):
   departures), plus McRAPTOR's journeys Pareto-optimal in walking metres too;
   dominated ones are dropped, each kept one is labelled ``fastest``,
   ``fewest_transfers``, ``least_walking`` or ``alternative``.
+* ``optimize="fare"`` (or a ``max_fare``) runs the fare-aware McRAPTOR
+  (:func:`fare_search`, kernel ``_mcraptor_fare``) with the
+  :class:`routing.fares.FareTables` given to :func:`plan`: the result is the
+  Pareto set over (arrival, transfers, fare) of journeys that board the first
+  reachable trip of each pattern, each itinerary with the kernel's fare and a
+  label ``cheapest``, ``fastest``, ``fewest_transfers`` or ``alternative``.
+  Depart-at only, no departure window.
 * Arrive-by runs RAPTOR backwards in time (latest departure per number of
   rides); ``window_s > 0`` runs range RAPTOR (all Pareto-optimal
   (departure, arrival, rides) in the window, see :func:`range_profile`).
@@ -61,6 +68,7 @@ import numpy as np
 
 from routing import kernels as K
 from routing.errors import InvalidQuery, UnknownStop
+from routing.fares import UNPRICED, FareTables
 from routing.timetable import MODES, Timetable
 
 INF = int(K.INF)
@@ -91,6 +99,13 @@ class PlanRequest:
     excluded_operators: frozenset[str] = frozenset()
     wheelchair: bool = False
     max_itineraries: int = 5
+    #: ``"time"`` (Pareto over arrival, transfers, walking) or ``"fare"`` (Pareto over arrival,
+    #: transfers and fare from :class:`routing.fares.FareTables`; needs ``fares`` in :func:`plan`)
+    optimize: str = "time"
+    #: only journeys whose fare (minor units of the tables' currency) is at most this; implies a fare search
+    max_fare: int | None = None
+    #: rider category the caller compiled the fare tables for (informational inside routing)
+    rider_category: str = "adult"
 
 
 # --------------------------------------------------------------------------------------------
@@ -596,6 +611,7 @@ class Journey:
     transfers: list[tuple[int, int]]
     walk_only: tuple[int, float] | None = None
     depart_t: int = 0  # query-axis departure (walk-only journeys)
+    fare: int | None = None  # fare search: the kernel's fare in minor units (None = not priced)
 
 
 def _reconstruct(net: _Net, st: _State, prep: _Prepared, k: int, origin_near: dict, dest_near: dict) -> Journey:
@@ -716,6 +732,17 @@ def _validate(req: PlanRequest) -> None:
             raise InvalidQuery(f"unknown modes: {sorted(bad)}", details={"allowed": list(MODES)})
     if req.origin == req.destination:
         raise InvalidQuery("origin and destination are the same")
+    if req.optimize not in ("time", "fare"):
+        raise InvalidQuery(f"optimize must be 'time' or 'fare', not {req.optimize!r}",
+                           details={"allowed": ["time", "fare"]})
+    if req.max_fare is not None and req.max_fare < 0:
+        raise InvalidQuery("max_fare must be >= 0 (minor units)", details={"max_fare": req.max_fare})
+    if _fare_mode(req) and (req.arrive_by is not None or req.window_s):
+        raise InvalidQuery("optimize=fare and max_fare need depart_at without a departure window")
+
+
+def _fare_mode(req: PlanRequest) -> bool:
+    return req.optimize == "fare" or req.max_fare is not None
 
 
 @dataclass
@@ -737,13 +764,19 @@ def _endpoints(tt: Timetable, req: PlanRequest, prep: _Prepared) -> tuple[_Endpo
     return o, dst
 
 
-def search(tt: Timetable, req: PlanRequest, realtime=None, multi_criteria: bool = True) -> SearchResult:
+def search(tt: Timetable, req: PlanRequest, realtime=None, multi_criteria: bool = True,
+           fares: FareTables | None = None) -> SearchResult:
     """Run the search a request asks for and return raw journeys (see :func:`plan`).
 
     Depart-at searches also run McRAPTOR (:func:`mc_search`) at the departure
     time, adding the journeys Pareto-optimal in walking too (``least_walking``).
+    A fare search (``optimize="fare"`` or ``max_fare``) runs only the
+    fare-aware McRAPTOR (:func:`fare_search`) with ``fares``.
     """
     _validate(req)
+    if _fare_mode(req) and fares is None:
+        raise InvalidQuery("no fare data is loaded: optimize=fare and max_fare are unavailable",
+                           code="fares_unavailable")
     when = req.depart_at or req.arrive_by
     prep = _prepare(tt, req, when, realtime)
     o, dst = _endpoints(tt, req, prep)
@@ -753,7 +786,11 @@ def search(tt: Timetable, req: PlanRequest, realtime=None, multi_criteria: bool 
     direct = _direct_walk(tt, o, dst, req)
     if direct is not None:
         dep = t if req.arrive_by is None else t - direct[0]
-        journeys.append(Journey([], (-1, 0, 0.0), (-1, 0, 0.0), [], walk_only=direct, depart_t=dep))
+        journeys.append(Journey([], (-1, 0, 0.0), (-1, 0, 0.0), [], walk_only=direct, depart_t=dep, fare=0))
+    if _fare_mode(req):
+        journeys.extend(fare_search(tt, prep, _nets(tt, realtime, False), o, dst, t, rounds, fares,
+                                    max_fare=req.max_fare))
+        return SearchResult(journeys, prep, o, dst)
     if req.arrive_by is not None:
         net = _nets(tt, realtime, True)
         st = _state(tt, True, rounds)
@@ -987,8 +1024,13 @@ def earliest_arrival(tt: Timetable, req: PlanRequest, realtime=None) -> list[int
     return out
 
 
-def plan(tt: Timetable, request: PlanRequest, realtime=None) -> list[dict]:
+def plan(tt: Timetable, request: PlanRequest, realtime=None, fares: FareTables | None = None) -> list[dict]:
     """Plan journeys; itineraries in the API.md shape plus ``label`` and ``id``.
+
+    With ``request.optimize == "fare"`` (or ``max_fare``) the result is the
+    Pareto set over (arrival, transfers, fare) found by the fare-aware kernel
+    with ``fares`` (see :func:`fare_itineraries`); each itinerary's ``fare`` is
+    the kernel's (the caller may re-price it with the full fare engine).
 
     Returns ``[]`` when nothing satisfies the request (the caller maps that to
     ``no_itinerary``). Raises :class:`~routing.errors.InvalidQuery` /
@@ -996,5 +1038,152 @@ def plan(tt: Timetable, request: PlanRequest, realtime=None) -> list[dict]:
     """
     from routing.itinerary import build_itineraries
 
-    res = search(tt, request, realtime)
+    res = search(tt, request, realtime, fares=fares)
+    if _fare_mode(request):
+        return fare_itineraries(tt, res, request, fares)
     return build_itineraries(tt, res, request, realtime)
+
+
+# --------------------------------------------------------------------------------------------
+# fare-aware search
+
+
+def _fare_kernel_inputs(tt: Timetable, tables: FareTables) -> tuple:
+    """Per (timetable, tables) arrays of the fare kernel, cached on the tables."""
+    cache = tables.meta.setdefault("_kernel", {})
+    key = (id(tt), id(tables))  # dataclasses.replace() copies share ``meta``
+    hit = cache.get(key)
+    if hit is None:
+        tables.validate(tt.route_ids.shape[0], tt.n_stops)
+        route_net = np.asarray(tables.route_network, dtype=np.int64)
+        pattern_net = np.ascontiguousarray(route_net[np.asarray(tt.pattern_route, dtype=np.int64)], dtype=np.int32)
+        stop_area = np.ascontiguousarray(tables.stop_area, dtype=np.int32)
+        dist = np.ascontiguousarray(tt.pattern_stop_dist_m, dtype=np.float32)
+        args = tables.kernel_args()
+        net_joins = np.ascontiguousarray(np.asarray(tables.join, dtype=bool).any(axis=1)) if tables.n_networks \
+            else np.zeros(0, dtype=np.bool_)
+        group_out = np.ascontiguousarray((np.asarray(tables.xfer_kind) != 0).any(axis=1)) if tables.n_groups \
+            else np.zeros(0, dtype=np.bool_)
+        # numba cannot index empty 1-d bool arrays typed from () shapes; keep at least one cell
+        if net_joins.size == 0:
+            net_joins = np.zeros(1, dtype=np.bool_)
+        if group_out.size == 0:
+            group_out = np.zeros(1, dtype=np.bool_)
+        hit = cache[key] = (pattern_net, stop_area, dist, args, net_joins, group_out, tables.timed)
+    return hit
+
+
+def fare_search(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: _Endpoint, t: int, rounds: int,
+                tables: FareTables, max_fare: int | None = None) -> list[Journey]:
+    """Fare-aware McRAPTOR: every journey Pareto-optimal in (arrival, rides, fare) from departure ``t``.
+
+    ``max_fare``: minor units, journeys above it are left out. Journeys come
+    with ``fare`` (minor units of ``tables.currency``; ``None`` when a ride is
+    not priced by the tables).
+    """
+    pattern_net, stop_area, dist, ft, net_joins, group_out, timed = _fare_kernel_inputs(tt, tables)
+    acc_stops = np.fromiter(o.near.keys(), dtype=np.int32, count=len(o.near))
+    acc_s = np.fromiter((v[0] for v in o.near.values()), dtype=np.int64, count=len(o.near))
+    egress_s = np.full(tt.n_stops, -1, dtype=np.int64)
+    for s, (w, _m) in dst.near.items():
+        egress_s[s] = w
+    # time-dependent fares keep labels of every distinct arrival: start with a larger pool than a rerun costs
+    cap = 1 << 18 if timed else 1 << 16
+    while True:
+        n_t, tgt, L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a = K._mcraptor_fare(
+            *net.tt_args(), prep.footpath_change_s, prep.stop_change_s, prep.stop_ok, prep.pattern_ok,
+            prep.pattern_shift, prep.extra["runs"], acc_stops, acc_s, egress_s, pattern_net, stop_area, dist, ft,
+            net_joins, group_out, bool(timed), np.int64(-1 if max_fare is None else max_fare), np.int64(t), rounds,
+            cap)
+        if n_t >= 0 or cap >= 1 << 24:
+            break
+        cap *= 4
+    if n_t < 0:
+        raise InvalidQuery("the fare search explored too many alternatives; lower max_transfers",
+                           details={"max_transfers": rounds - 1})
+    rows = tgt[:n_t].tolist()
+    rows = [r for r in rows if not any(x[0] <= r[0] and x[1] <= r[1] and x[2] <= r[2] and x[:3] != r[:3]
+                                       for x in rows)]
+    out: list[Journey] = []
+    seen: set = set()
+    for arr, fare, k, lab, eg in rows:
+        if (arr, fare, k) in seen:
+            continue
+        seen.add((arr, fare, k))
+        rides: list[tuple[int, int, int, int, int]] = []
+        gaps: list[tuple[int, int]] = []
+        l = int(lab)
+        first = -1
+        while l >= 0:
+            if int(L_kind[l]) == K.LBL_RIDE:
+                rides.append((int(L_p[l]), int(L_c[l]), int(L_slot[l]), int(L_b[l]), int(L_a[l])))
+                parent = int(L_parent[l])
+                if int(L_kind[parent]) == K.LBL_TRANSFER:
+                    gaps.append((int(L_stop[int(L_parent[parent])]), int(L_stop[parent])))
+                    l = int(L_parent[parent])
+                else:
+                    first = int(L_stop[parent])
+                    l = -1
+            else:
+                l = int(L_parent[l])
+        rides.reverse()
+        gaps.reverse()
+        acc = o.near[first]
+        egr = dst.near[int(eg)]
+        out.append(Journey(rides, (first, acc[0], acc[1]), (int(eg), egr[0], egr[1]), gaps,
+                           fare=None if fare >= UNPRICED else int(fare)))
+    return out
+
+
+def fare_itineraries(tt: Timetable, res: SearchResult, req: PlanRequest, tables: FareTables) -> list[dict]:
+    """Itineraries of a fare search: the Pareto set over (arrival, transfers, fare), at most ``max_itineraries``.
+
+    Each has ``fare`` ``{"amount", "currency"}`` from the kernel (``None`` when
+    not priced) and one label: ``cheapest``, else ``fastest``, else
+    ``fewest_transfers``, else ``alternative``. Ordered by departure, then arrival.
+    """
+    from routing.itinerary import _finish_ride_leg, _itinerary
+
+    its: dict[str, dict] = {}
+    for j in res.journeys:
+        if j.walk_only is None and not j.rides:
+            continue
+        it = _itinerary(tt, res, j)
+        it["_fare"] = j.fare if j.fare is not None else UNPRICED
+        if req.max_fare is not None and it["_fare"] > req.max_fare:
+            continue
+        its.setdefault(it["id"], it)
+    cand = list(its.values())
+
+    def key(x: dict) -> tuple[int, int, int]:
+        return x["_arr"], x["transfers"], x["_fare"]
+
+    cand = [a for a in cand if not any(all(p <= q for p, q in zip(key(b), key(a))) and key(b) != key(a)
+                                       for b in cand)]
+    if not cand:
+        return []
+    chosen: list[dict] = []
+    # one label per itinerary: "cheapest" first (what a fare search is for), then "fastest"
+    picks = ((min(cand, key=lambda x: (x["_fare"], x["_arr"], x["transfers"])), "cheapest"),
+             (min(cand, key=lambda x: (x["_arr"], x["_fare"], x["transfers"])), "fastest"),
+             (min(cand, key=lambda x: (x["transfers"], x["_fare"], x["_arr"])), "fewest_transfers"))
+    for it, label in picks:
+        if "label" not in it:
+            it["label"] = label
+            chosen.append(it)
+    for it in sorted((x for x in cand if "label" not in x), key=lambda x: (x["_fare"], x["_arr"])):
+        if len(chosen) >= req.max_itineraries:
+            break
+        it["label"] = "alternative"
+        chosen.append(it)
+    chosen = chosen[: req.max_itineraries]
+    chosen.sort(key=lambda x: (x["_dep"], x["_arr"]))
+    for it in chosen:
+        f = it.pop("_fare")
+        it["fare"] = None if f >= UNPRICED else {"amount": int(f), "currency": tables.currency}
+        it.pop("_dep")
+        it.pop("_arr")
+        for leg in it["legs"]:
+            if "_shape" in leg:
+                _finish_ride_leg(tt, leg)
+    return chosen

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
@@ -12,7 +12,7 @@ from maas.errors import BadRequest, error_responses
 from maas.feeds import NoFeeds
 from maas.ratelimit import RateLimited, rate_limit
 from routing.errors import InvalidQuery, UnknownStop
-from routing.search import PlanRequest, plan as run_plan
+from routing.search import PlanRequest
 
 router = APIRouter(tags=["planning"], dependencies=[rate_limit("plan")])
 
@@ -60,6 +60,12 @@ def plan(
     wheelchair: bool = False,
     max_itineraries: Annotated[int, Query(ge=1, le=20)] = 5,
     rider_category: Annotated[str, Query(max_length=40, description="fare category: adult, child, senior, disabled ...")] = "adult",
+    optimize: Annotated[Literal["time", "fare"], Query(
+        description="`time`: fastest / fewest transfers / least walking; `fare`: the Pareto set over arrival, "
+                    "transfers and fare, found by a fare-aware search (labels `cheapest`, `fastest`, ...)")] = "time",
+    max_fare: Annotated[int | None, Query(
+        ge=0, le=10_000_000,
+        description="only journeys whose fare is at most this, in minor units (fen); implies a fare-aware search")] = None,
 ) -> PlanOut:
     if (depart_at is None) == (arrive_by is None):
         raise InvalidQuery("give exactly one of depart_at and arrive_by")
@@ -68,8 +74,8 @@ def plan(
         origin=from_, destination=to, depart_at=_aware(depart_at, "depart_at"),
         arrive_by=_aware(arrive_by, "arrive_by"), window_s=window_s, max_transfers=max_transfers,
         min_change_s=min_change_s, walk_speed_m_s=walk_speed, max_walk_m=max_walk_m, modes=parse_modes(modes),
-        wheelchair=wheelchair, max_itineraries=max_itineraries,
+        wheelchair=wheelchair, max_itineraries=max_itineraries, optimize=optimize, max_fare=max_fare,
+        rider_category=rider_category,
     )
-    itineraries = run_plan(snap.timetable, req, realtime=snap.realtime)
-    return PlanOut(itineraries=[snap.price(it, rider_category) for it in itineraries])
+    return PlanOut(itineraries=snap.plan(req))
 

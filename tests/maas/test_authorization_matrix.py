@@ -63,6 +63,10 @@ RULES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/disputes/{dispute_id}"): frozenset({"operator", "admin"}),
     ("POST", "/v1/disputes/{dispute_id}/resolve"): frozenset({"admin"}),
     ("POST", "/v1/reconciliations"): frozenset({"operator"}),
+    ("POST", "/v1/clearing/agreements"): frozenset({"admin"}),
+    ("GET", "/v1/clearing/agreements"): frozenset({"admin", "regulator"}),
+    ("POST", "/v1/clearing/commission-terms"): frozenset({"admin"}),
+    ("GET", "/v1/clearing/commission-terms"): frozenset({"admin", "regulator"}),
     # Regulators (maas/api/regulator.py).
     ("GET", "/v1/audit/coverage"): frozenset({"regulator", "admin"}),
     ("GET", "/v1/audit/metrics"): frozenset({"regulator", "admin"}),

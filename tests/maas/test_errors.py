@@ -60,3 +60,25 @@ def test_request_id_is_echoed_or_generated(client) -> None:  # noqa: ANN001
     assert r.headers["x-request-id"] == "abc12345-req"
     r = client.get("/health", headers={"X-Request-ID": "bad id with spaces"})
     assert r.headers["x-request-id"] != "bad id with spaces" and len(r.headers["x-request-id"]) == 16
+
+
+def test_unavailable_database_and_redis_are_json_503s(app, client, monkeypatch) -> None:  # noqa: ANN001
+    import redis
+    import sqlalchemy.exc
+
+    from maas import accounts
+
+    def db_down(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(accounts, "login", db_down)
+    r = client.post("/v1/auth/token", json={"phone": "13912345678", "password": "whatever-pass"})
+    assert r.status_code == 503 and r.headers["retry-after"] == "2"
+    assert r.json()["error"]["code"] == "database_unavailable"
+
+    def redis_down(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise redis.exceptions.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(accounts, "login", redis_down)
+    r = client.post("/v1/auth/token", json={"phone": "13912345678", "password": "whatever-pass"})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "redis_unavailable"
