@@ -63,3 +63,9 @@ bench-fares: install
 
 clean:
 	rm -rf $(VENV) .maas .pytest_cache
+
+# Issue 3: `maas plan --batch` (the real CLI) on 1000 random NYC queries, subway then whole city:
+# every itinerary feasible and the earliest arrival equal to the reference search's (~11 min).
+.PHONY: verify-nyc
+verify-nyc: install
+	$(BIN)/python bench/verify_batch.py --network both --queries 1000 --seed 1
