@@ -144,4 +144,5 @@ def create_app(settings: Settings | None = None, *, load_timetable: bool = True)
                    reconciliation, regulator):
         app.include_router(module.router)
     app.include_router(auth.me_router)
+    app.include_router(plan.realtime_router)
     return app

@@ -185,14 +185,15 @@ def realtime_load(
     path: Annotated[Path, typer.Argument(help="GTFS-Realtime TripUpdates protobuf")],
     feed_id: Annotated[str, typer.Option("--feed-id", help="the static feed it updates")],
 ) -> None:
-    """Apply a TripUpdates snapshot to the timetable and print what it changed (a check; the server loads
-    snapshots through POST /v1/realtime/{feed_id})."""
-    from routing.realtime import apply_trip_updates
+    """Apply a TripUpdates snapshot to the timetable and keep it: running servers pick it up within a second
+    (the same as POST /v1/realtime/{feed_id}). Prints what it changed."""
+    from maas.db import get_engine
+    from maas.planner import Planner
 
     if not path.exists():
         raise CliError(f"no such file: {path}")
-    overlay = apply_trip_updates(_load_snapshot().timetable, path.read_bytes(), feed_id)
-    info = overlay.summary() if hasattr(overlay, "summary") else {}
+    _upgrade()
+    info = Planner(_settings(), get_engine(_settings())).apply_realtime(path.read_bytes(), feed_id)
     typer.echo(json.dumps(info, default=str))
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -95,6 +97,8 @@ class Planner:
         self.engine = engine
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
+        self._realtime_seen = 0.0
+        self._realtime_checked = 0.0
 
     @property
     def snapshot(self) -> Snapshot | None:
@@ -122,20 +126,65 @@ class Planner:
         snap = self._snapshot or self.refresh()
         if snap is None:
             raise NoFeeds("no timetable is loaded: import a feed first")
-        return snap
+        self._sync_realtime(snap)
+        return self._snapshot or snap
+
+    # Real time ------------------------------------------------------------------------------------
+    #
+    # The latest TripUpdates snapshot is kept as a file in <data_dir>/realtime/, so every worker process
+    # (and a server started later) applies the same one; a worker notices a newer file within a second.
+
+    @property
+    def realtime_dir(self) -> Path:
+        return self.settings.data_dir / "realtime"
 
     def apply_realtime(self, data: bytes, feed_id: str) -> dict[str, Any]:
-        """Apply a GTFS-Realtime TripUpdates snapshot without recompiling."""
-        with self._lock:
-            snap = self._snapshot
-            if snap is None:
-                raise NoFeeds("no timetable is loaded")
-            from routing.realtime import apply_trip_updates
+        """Apply a GTFS-Realtime TripUpdates snapshot without recompiling, and keep it for other workers.
 
-            overlay = apply_trip_updates(snap.timetable, data, feed_id)
-            info = overlay.summary() if hasattr(overlay, "summary") else {"feed_id": feed_id}
-            self._snapshot = dataclasses.replace(snap, realtime=overlay, realtime_info=info)
-            return info
+        Raises `routing.errors.RealtimeError` for a message that cannot be parsed (nothing is kept then).
+        """
+        snap = self.current()
+        info = self._apply(snap, data, feed_id)
+        self.realtime_dir.mkdir(parents=True, exist_ok=True)
+        target = self.realtime_dir / f"{feed_id}.pb"
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+        self._realtime_seen = max(self._realtime_seen, target.stat().st_mtime)
+        return info
+
+    def _apply(self, snap: Snapshot, data: bytes, feed_id: str) -> dict[str, Any]:
+        from routing.realtime import apply_trip_updates
+
+        overlay = apply_trip_updates(snap.timetable, data, feed_id)
+        info = {"feed_id": feed_id, "timestamp": int(overlay.timestamp), "counts": dict(overlay.counts),
+                "unmatched_trips": len(overlay.unmatched_trip_ids), "warnings": list(overlay.warnings[:20])}
+        with self._lock:
+            if self._snapshot is snap:
+                self._snapshot = dataclasses.replace(snap, realtime=overlay, realtime_info=info)
+        return info
+
+    def _sync_realtime(self, snap: Snapshot) -> None:
+        """Pick up a snapshot another worker (or `maas realtime load`) stored; at most one check a second."""
+        now = time.monotonic()
+        if now - self._realtime_checked < 1.0:
+            return
+        self._realtime_checked = now
+        try:
+            files = [(p.stat().st_mtime, p) for p in self.realtime_dir.glob("*.pb")]
+        except OSError:
+            return
+        known = {s.feed_id for s in snap.sources}
+        files = [(m, p) for m, p in files if p.stem in known]
+        if not files:
+            return
+        mtime, path = max(files)
+        if mtime > self._realtime_seen or snap.realtime is None:
+            self._realtime_seen = mtime
+            try:
+                self._apply(snap, path.read_bytes(), path.stem)
+            except Exception as exc:  # noqa: BLE001 - a bad stored file must not break planning
+                log.warning("realtime_sync_failed", feed_id=path.stem, error=type(exc).__name__)
 
     def info(self) -> dict[str, Any] | None:
         snap = self._snapshot

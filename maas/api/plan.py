@@ -5,16 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
+import anyio
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
-from maas.errors import BadRequest, error_responses
-from maas.feeds import NoFeeds
+from maas import audit
+from maas.api.deps import OperatorStaffOrAdmin, SessionDep, check_operator_scope
+from maas.errors import BadRequest, Forbidden, error_responses
+from maas.feeds import FeedNotFound, NoFeeds
+from maas.models import FeedRecord
 from maas.ratelimit import RateLimited, rate_limit
-from routing.errors import InvalidQuery, UnknownStop
+from routing.errors import InvalidQuery, RealtimeError, UnknownStop
 from routing.search import PlanRequest
 
 router = APIRouter(tags=["planning"], dependencies=[rate_limit("plan")])
+realtime_router = APIRouter(tags=["planning"])
 
 MODES = {"BUS", "TRAM", "SUBWAY", "RAIL", "COACH", "FERRY"}
 
@@ -79,3 +84,41 @@ def plan(
     )
     return PlanOut(itineraries=snap.plan(req))
 
+
+
+class RealtimeOut(BaseModel):
+    feed_id: str
+    timestamp: int
+    counts: dict[str, Any]
+    unmatched_trips: int
+    warnings: list[str]
+
+
+@realtime_router.post(
+    "/v1/realtime/{feed_id}", response_model=RealtimeOut,
+    responses=error_responses(RealtimeError, NoFeeds, FeedNotFound, Forbidden),
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+)
+async def load_realtime(feed_id: str, request: Request, session: SessionDep,
+                        principal: OperatorStaffOrAdmin) -> RealtimeOut:
+    """Apply a GTFS-Realtime TripUpdates snapshot (protobuf body) to the served timetable, without recompiling.
+
+    Admins, or staff of the operator that owns the feed. Every worker picks it up within a second.
+    """
+    planner = request.app.state.planner
+    # Load the timetable before this request's transaction starts: on SQLite a second connection could not
+    # read while this one holds the write lock.
+    await anyio.to_thread.run_sync(planner.current)
+    record = session.get(FeedRecord, feed_id)
+    if record is None:
+        raise FeedNotFound(f"no imported feed {feed_id!r}", details={"feed_id": feed_id})
+    check_operator_scope(principal, record.operator_id)
+    data = await request.body()
+    if not data:
+        raise RealtimeError("the body must be a GTFS-Realtime FeedMessage (protobuf)")
+    info = await anyio.to_thread.run_sync(planner.apply_realtime, data, feed_id)
+    audit.record(session, action="realtime.load", actor_id=principal.subject, actor_role=principal.role,
+                 target=feed_id, operator_id=record.operator_id, details={"counts": info["counts"]})
+    return RealtimeOut(**info)
