@@ -133,6 +133,35 @@ def _earliest_trip(p, pos, t, pattern_time_offsets, pattern_n_trips, pattern_tri
     return best_c, best_slot, best_dep
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _queue_marked(marked, n_marked, is_marked, stop_pattern_offsets, stop_patterns, stop_pattern_pos, pattern_ok,
+                  limit, use_limit, first_pos, queue):
+    """Queue the usable patterns through the marked stops, each from its earliest marked position.
+
+    Clears the marks. With ``use_limit`` a pattern is queued only from positions before ``limit[p]``
+    (pruning in the last rounds). ``first_pos`` (P,) int32 must be -1 for unqueued patterns; returns
+    the number of patterns written to ``queue``.
+    """
+    n_queue = 0
+    for i in range(n_marked):
+        s = marked[i]
+        is_marked[s] = False
+        for e in range(stop_pattern_offsets[s], stop_pattern_offsets[s + 1]):
+            p = stop_patterns[e]
+            if not pattern_ok[p]:
+                continue
+            pos = stop_pattern_pos[e]
+            if use_limit and pos >= limit[p]:
+                continue
+            if first_pos[p] < 0:
+                queue[n_queue] = p
+                n_queue += 1
+                first_pos[p] = pos
+            elif pos < first_pos[p]:
+                first_pos[p] = pos
+    return n_queue
+
+
 @njit(cache=True, nogil=True)
 def _raptor(
     # timetable -------------------------------------------------------------
@@ -287,25 +316,10 @@ def _raptor(
         if n_marked == 0:
             break
         # patterns through marked stops, from the earliest marked position
-        n_queue = 0
-        for i in range(n_marked):
-            s = marked[i]
-            is_marked[s] = False
-            for e in range(stop_pattern_offsets[s], stop_pattern_offsets[s + 1]):
-                p = stop_patterns[e]
-                if not pattern_ok[p]:
-                    continue
-                pos = stop_pattern_pos[e]
-                if k == K1 - 1 and pos >= tgt_last[p]:
-                    continue  # last ride: only patterns still reaching the destination
-                if k == K1 - 2 and k >= 1 and pos >= b2_last[p]:
-                    continue  # last but one: only patterns reaching a stop one ride from it
-                if first_pos[p] < 0:
-                    queue[n_queue] = p
-                    n_queue += 1
-                    first_pos[p] = pos
-                elif pos < first_pos[p]:
-                    first_pos[p] = pos
+        # last ride: only patterns still reaching the destination; last but one: only patterns reaching a
+        # stop one ride from it
+        n_queue = _queue_marked(marked, n_marked, is_marked, stop_pattern_offsets, stop_patterns, stop_pattern_pos,
+                                pattern_ok, tgt_last if k == K1 - 1 else b2_last, k >= K1 - 2, first_pos, queue)
         n_marked = 0
         n_improved = 0
         bound = best_target[k]
@@ -785,23 +799,8 @@ def _mcraptor(
     for k in range(1, K1):
         if n_marked == 0:
             break
-        n_queue = 0
-        for i in range(n_marked):
-            s = marked[i]
-            is_marked[s] = False
-            for e in range(stop_pattern_offsets[s], stop_pattern_offsets[s + 1]):
-                p = stop_patterns[e]
-                if not pattern_ok[p]:
-                    continue
-                pos = stop_pattern_pos[e]
-                if k == K1 - 1 and pos >= tgt_last[p]:
-                    continue
-                if first_pos[p] < 0:
-                    queue[n_queue] = p
-                    n_queue += 1
-                    first_pos[p] = pos
-                elif pos < first_pos[p]:
-                    first_pos[p] = pos
+        n_queue = _queue_marked(marked, n_marked, is_marked, stop_pattern_offsets, stop_patterns, stop_pattern_pos,
+                                pattern_ok, tgt_last, k == K1 - 1, first_pos, queue)
         n_marked = 0
         n_improved = 0
         for qi in range(n_queue):
@@ -1278,23 +1277,8 @@ def _mcraptor_fare(
     for k in range(1, K1):
         if n_marked == 0:
             break
-        n_queue = 0
-        for i in range(n_marked):
-            s = marked[i]
-            is_marked[s] = False
-            for e in range(stop_pattern_offsets[s], stop_pattern_offsets[s + 1]):
-                p = stop_patterns[e]
-                if not pattern_ok[p]:
-                    continue
-                pos = stop_pattern_pos[e]
-                if k == K1 - 1 and pos >= tgt_last[p]:
-                    continue
-                if first_pos[p] < 0:
-                    queue[n_queue] = p
-                    n_queue += 1
-                    first_pos[p] = pos
-                elif pos < first_pos[p]:
-                    first_pos[p] = pos
+        n_queue = _queue_marked(marked, n_marked, is_marked, stop_pattern_offsets, stop_patterns, stop_pattern_pos,
+                                pattern_ok, tgt_last, k == K1 - 1, first_pos, queue)
         n_marked = 0
         n_improved = 0
         for qi in range(n_queue):
