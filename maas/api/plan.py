@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from maas import audit
 from maas.api.deps import OperatorStaffOrAdmin, SessionDep, check_operator_scope
+from maas.db import session_scope
 from maas.errors import BadRequest, Forbidden, error_responses
 from maas.feeds import FeedNotFound, NoFeeds
 from maas.models import FeedRecord
@@ -107,14 +108,15 @@ async def load_realtime(feed_id: str, request: Request, session: SessionDep,
 
     Admins, or staff of the operator that owns the feed. Every worker picks it up within a second.
     """
-    planner = request.app.state.planner
-    # Load the timetable before this request's transaction starts: on SQLite a second connection could not
-    # read while this one holds the write lock.
-    await anyio.to_thread.run_sync(planner.current)
-    record = session.get(FeedRecord, feed_id)
+    # Feed look-up and timetable load happen before this request's own transaction starts: on SQLite a
+    # second connection could not read while the request's connection holds the write lock.
+    with session_scope(request.app.state.engine) as lookup:
+        record = lookup.get(FeedRecord, feed_id)
     if record is None:
         raise FeedNotFound(f"no imported feed {feed_id!r}", details={"feed_id": feed_id})
     check_operator_scope(principal, record.operator_id)
+    planner = request.app.state.planner
+    await anyio.to_thread.run_sync(planner.current)
     data = await request.body()
     if not data:
         raise RealtimeError("the body must be a GTFS-Realtime FeedMessage (protobuf)")
