@@ -25,9 +25,9 @@ from ticketing.qr import QRRejected, verify_qr
 from ticketing.tickets import list_legs, refresh_ticket_status
 
 #: Reasons a gate may answer with (besides the QR codes of `ticketing.qr.verify_qr`).
-REASONS = ("malformed", "unknown_key", "bad_signature", "bad_device_signature", "expired_qr", "outside_validity",
-           "unknown_ticket", "revoked", "wrong_operator", "wrong_stop", "already_used", "refunded", "expired",
-           "not_yet_valid")
+REASONS = ("malformed", "unknown_key", "bad_signature", "bad_device_key", "bad_device_signature", "expired_qr",
+           "outside_validity", "unknown_ticket", "revoked", "wrong_operator", "wrong_stop", "already_used", "refunded",
+           "expired", "not_yet_valid")
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
+from nacl.bindings import crypto_core_ed25519_is_valid_point
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -77,6 +78,16 @@ def ticket_id_of(raw: bytes) -> str:
 
 def _epoch(t: dt.datetime | int) -> int:
     return t if isinstance(t, int) else int(t.timestamp())
+
+
+def is_strong_device_key(raw: bytes) -> bool:
+    """Whether ``raw`` is a canonical encoding of an Ed25519 point of the prime-order subgroup (not small order).
+
+    A small-order key (the identity, above all) lets anyone "sign" for it:
+    with R = identity and S = 0 every message verifies; a non-canonical
+    encoding is refused as well (libsodium's ``crypto_core_ed25519_is_valid_point``).
+    """
+    return isinstance(raw, bytes) and len(raw) == 32 and bool(crypto_core_ed25519_is_valid_point(raw))
 
 
 def public_key_bytes(key: Ed25519PublicKey) -> bytes:
@@ -127,8 +138,8 @@ class IssuerKeys:
     def device_credential(self, ticket_id: str, *, device_key: bytes, valid_from: dt.datetime,
                           valid_until: dt.datetime) -> bytes:
         """The issuer-signed kind-2 credential binding ``device_key`` (32 raw bytes) to the ticket."""
-        if len(device_key) != 32:
-            raise ValueError("an Ed25519 public key has 32 bytes")
+        if not is_strong_device_key(device_key):
+            raise ValueError("not a valid Ed25519 public key (32 bytes, canonical, not of small order)")
         body = (self._head(KIND_DEVICE) + ticket_bytes(ticket_id)
                 + struct.pack(">II", _epoch(valid_from), _epoch(valid_until)) + device_key)
         return body + self.private[self.current].sign(body)
@@ -164,7 +175,7 @@ def _verify(key: Ed25519PublicKey, sig: bytes, data: bytes, code: str) -> None:
 
 def verify_qr(payload: str, keys: dict[str, Ed25519PublicKey], *, now: dt.datetime, ttl_s: int) -> VerifiedQR:
     """Verifies either kind offline; raises `QRRejected` with code ``malformed``, ``unknown_key``,
-    ``bad_signature``, ``bad_device_signature``, ``expired_qr`` or ``outside_validity``."""
+    ``bad_signature``, ``bad_device_key``, ``bad_device_signature``, ``expired_qr`` or ``outside_validity``."""
     if not isinstance(payload, str) or not payload.startswith(PREFIX) or len(payload) > 1024:
         raise _reject("malformed", "not a ticket QR code")
     try:
@@ -198,6 +209,8 @@ def verify_qr(payload: str, keys: dict[str, Ed25519PublicKey], *, now: dt.dateti
     _verify(key, cred[-64:], cred[:-64], "bad_signature")
     tid = cred[p:p + 12]
     valid_from, valid_until = struct.unpack(">II", cred[p + 12:p + 20])
+    if not is_strong_device_key(cred[p + 20:p + 52]):
+        raise _reject("bad_device_key", "the credential names a weak device key (small order or non-canonical)")
     device_pub = Ed25519PublicKey.from_public_bytes(cred[p + 20:p + 52])
     (t,) = struct.unpack(">I", raw[cred_len:cred_len + 4])
     _verify(device_pub, raw[cred_len + 4:], DEVICE_DOMAIN + raw[:cred_len + 4], "bad_device_signature")

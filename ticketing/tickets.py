@@ -138,12 +138,17 @@ def register_device_key(session: Session, ticket: Ticket, *, public_key: str) ->
 
     from ticketing.errors import Conflict, InvalidDeviceKey
 
+    from ticketing.qr import is_strong_device_key
+
     text = public_key.strip()
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         Ed25519PublicKey.from_public_bytes(raw)
     except (binascii.Error, ValueError):
         raise InvalidDeviceKey("public_key must be a base64url Ed25519 public key (32 bytes)") from None
+    if not is_strong_device_key(raw):
+        # the identity and other small-order points verify forged signatures (R = identity, S = 0)
+        raise InvalidDeviceKey("public_key is not a usable Ed25519 key (small order or non-canonical encoding)")
     canonical = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
     if ticket.device_key is not None and ticket.device_key != canonical:
         raise Conflict("this ticket is already bound to another device", code="device_already_bound",

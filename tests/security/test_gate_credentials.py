@@ -1,0 +1,110 @@
+"""Attacks on gate credentials (issue 12, items 9-12), performed over HTTP on the demo city (both backends).
+
+9. weak device keys: the Ed25519 identity point (and every other small-order or
+   non-canonical encoding) as the "device key" of a ticket lets anyone who holds
+   the credential mint codes: R = identity, S = 0 verifies for any message.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import struct
+
+import pytest
+
+from tests.ticketing_support import buy, city, demo, gate_headers, journey, traveler  # noqa: F401
+from ticketing.qr import IssuerKeys, QRRejected, verify_qr
+
+# --------------------------------------------------------------------------- the known bad Ed25519 points
+
+P = 2**255 - 19
+#: y of the order-8 points (x = ±...); the other order-8 pair has y = P - Y8.
+Y8 = 2707385501144840649318225287225658788936804267575313519463743609750303402022
+
+
+def _enc(y: int, sign: int = 0) -> bytes:
+    return (y | (sign << 255)).to_bytes(32, "little")
+
+
+#: The 8 points of small order in their canonical encodings: identity (order 1), (0, -1) (order 2),
+#: (±sqrt(-1), 0) (order 4) and the four points of order 8.
+SMALL_ORDER = [_enc(1), _enc(P - 1), _enc(0), _enc(0, 1), _enc(Y8), _enc(Y8, 1), _enc(P - Y8), _enc(P - Y8, 1)]
+#: Non-canonical encodings of them: x = 0 with the sign bit set, and y >= p (y = p is 0, y = p + 1 is 1).
+NON_CANONICAL = [_enc(1, 1), _enc(P - 1, 1), _enc(P), _enc(P, 1), _enc(P + 1), _enc(P + 1, 1)]
+BAD_KEYS = SMALL_ORDER + NON_CANONICAL
+IDENTITY = SMALL_ORDER[0]
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _legacy_credential(issuer: IssuerKeys, ticket_id: str, device_key: bytes, valid_from: dt.datetime,
+                       valid_until: dt.datetime) -> bytes:
+    """A kind-2 credential signed by the issuer for any key, as one bound before keys were checked."""
+    kid = issuer.current.encode()
+    body = (bytes([2, len(kid)]) + kid + bytes.fromhex(ticket_id[4:])
+            + struct.pack(">II", int(valid_from.timestamp()), int(valid_until.timestamp())) + device_key)
+    return body + issuer.private[issuer.current].sign(body)
+
+
+def _forged_device_qr(credential: bytes, t: int) -> str:
+    """A kind-2 code 'signed' without any private key: R = identity, S = 0."""
+    signed = credential + struct.pack(">I", t)
+    return "MQR" + _b64(signed + IDENTITY + bytes(32))
+
+
+def _bought_ticket(client, login, demo):  # noqa: ANN001, ANN202
+    _uid, h = login("passenger")
+    _offer, order = buy(client, h, journey(client, demo), [traveler()])
+    r = client.post(order["payment"]["confirm_url"], headers=h)
+    assert r.status_code == 200, r.text
+    return h, client.get("/v1/tickets", headers=h).json()["tickets"][0]
+
+
+# --------------------------------------------------------------------------- 9. weak device keys
+
+
+def test_the_bad_points_are_what_they_claim() -> None:
+    assert len(set(SMALL_ORDER)) == 8 and len(set(NON_CANONICAL)) == 6 and IDENTITY == bytes([1]) + bytes(31)
+
+
+@pytest.mark.parametrize("bad", BAD_KEYS, ids=[b.hex()[:8] + b.hex()[-2:] for b in BAD_KEYS])
+def test_a_credential_naming_a_weak_device_key_never_verifies(bad: bytes) -> None:
+    """Even a credential the issuer did sign (bound before this check existed) is refused; the issuer
+    itself no longer signs one."""
+    issuer = IssuerKeys("q1:" + base64.b64encode(bytes(range(32))).decode())
+    now = dt.datetime(2026, 11, 22, 8, 0, tzinfo=dt.UTC)
+    cred = _legacy_credential(issuer, "tkt_" + "ab" * 12, bad, now - dt.timedelta(hours=1), now + dt.timedelta(hours=1))
+    with pytest.raises(ValueError):
+        issuer.device_credential("tkt_" + "ab" * 12, device_key=bad, valid_from=now, valid_until=now)
+    with pytest.raises(QRRejected) as exc:
+        verify_qr(_forged_device_qr(cred, int(now.timestamp())), issuer.public, now=now, ttl_s=30)
+    assert exc.value.code == "bad_device_key"
+
+
+def test_weak_device_keys_are_refused_at_registration_and_at_the_gate(client, login, engine, app, demo):
+    from maas.journeys import runtime
+
+    h, ticket = _bought_ticket(client, login, demo)
+    tid = ticket["ticket_id"]
+    for bad in BAD_KEYS:
+        r = client.post(f"/v1/tickets/{tid}/device-key", headers=h, json={"public_key": _b64(bad)})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_device_key", (bad.hex(), r.text)
+    assert client.get(f"/v1/tickets/{tid}", headers=h).json()["device_bound"] is False
+
+    # a credential bound to the identity point (as one issued before the fix): the gate refuses the forgery
+    issued = _legacy_credential(runtime(app).issuer, tid, IDENTITY,
+                                dt.datetime.fromisoformat(ticket["legs"][0]["valid_from"]),
+                                dt.datetime.fromisoformat(ticket["legs"][-1]["valid_until"]))
+    gate, gh = gate_headers(engine, "yunxi-bus", "yx-bus:YXYZ")
+    forged = _forged_device_qr(issued, int(demo.now.timestamp()))
+    d = client.post("/v1/gates/validate", headers=gh,
+                    json={"gate_id": gate, "stop_id": "yx-bus:YXYZ", "payload": forged}).json()
+    assert (d["result"], d["reason"]) == ("rejected", "bad_device_key")
+    taps = client.post("/v1/gates/taps", headers=gh, json={"gate_id": gate, "stop_id": "yx-bus:YXYZ", "taps": [
+        {"tap_id": "x1", "payload": forged, "scanned_at": demo.now.isoformat()}]}).json()
+    assert taps["results"][0]["reason"] == "bad_device_key" and taps["accepted"] == 0
+    legs = client.get(f"/v1/tickets/{tid}", headers=h).json()["legs"]
+    assert {leg["status"] for leg in legs} == {"unused"}
