@@ -152,6 +152,12 @@ class InvalidDeviceKey(TicketingError):
     status = 422
 
 
+class DeviceBound(Conflict):
+    """The ticket is bound to a device: only that device's codes admit, the server mints no rotating code."""
+
+    code = "device_bound"
+
+
 class GateMismatch(TicketingError):
     code = "gate_mismatch"
     status = 403

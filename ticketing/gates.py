@@ -10,6 +10,7 @@ code; admitted legs are reported to the ledger in the same transaction.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -21,12 +22,12 @@ from sqlmodel import Session, select
 from ticketing.crypto import Keyring
 from ticketing.ledger import Ledger, Use
 from ticketing.models import LegStatus, Ticket, TicketLeg, Traveler, GateValidation
-from ticketing.qr import QRRejected, verify_qr
+from ticketing.qr import QRRejected, VerifiedQR, verify_qr
 from ticketing.tickets import list_legs, refresh_ticket_status
 
 #: Reasons a gate may answer with (besides the QR codes of `ticketing.qr.verify_qr`).
 REASONS = ("malformed", "unknown_key", "bad_signature", "bad_device_key", "bad_device_signature", "expired_qr",
-           "outside_validity", "unknown_ticket", "revoked", "wrong_operator", "wrong_stop", "already_used", "refunded",
+           "outside_validity", "unknown_ticket", "device_bound", "device_mismatch", "revoked", "wrong_operator", "wrong_stop", "already_used", "refunded",
            "expired", "not_yet_valid")
 
 
@@ -121,6 +122,22 @@ def _decide(session: Session, tickets: list[Ticket], gate: GateContext, *, at: d
     return last or Decision("rejected", "unknown_ticket")
 
 
+def _binding_reason(ticket: Ticket, v: VerifiedQR, *, offline: bool) -> str | None:
+    """Device binding is exclusive: a bound ticket admits only codes of its device.
+
+    ``device_bound``: a rotating (kind-1) code of a bound ticket, refused online (the server mints none
+    after binding, so it can only be one fetched before, still fresh). An offline gate cannot know and
+    has already let the holder through, so its uploaded tap is still counted (the leg is used once).
+    ``device_mismatch``: a kind-2 credential naming another key than the one bound to the ticket.
+    """
+    if v.kind == "qr":
+        return "device_bound" if ticket.device_key is not None and not offline else None
+    bound = ticket.device_key
+    if bound is None or v.device_key is None:
+        return "device_mismatch"
+    return None if base64.urlsafe_b64encode(v.device_key).rstrip(b"=").decode() == bound else "device_mismatch"
+
+
 def validate_qr(session: Session, gate: GateContext, *, payload: str, keys: dict[str, Ed25519PublicKey],
                 ledger: Ledger, now: dt.datetime, ttl_s: int) -> Decision:
     """Online scan of a QR payload (either kind)."""
@@ -131,9 +148,13 @@ def validate_qr(session: Session, gate: GateContext, *, payload: str, keys: dict
         _record(session, gate, d, method="qr", at=now, now=now)
         return d
     ticket = session.get(Ticket, v.ticket_id)
-    d = _decide(session, [ticket] if ticket else [], gate, at=now, ledger=ledger, offline=False)
+    reason = _binding_reason(ticket, v, offline=False) if ticket is not None else None
     if ticket is None:
         d = Decision("rejected", "unknown_ticket", v.ticket_id)
+    elif reason is not None:
+        d = Decision("rejected", reason, v.ticket_id)
+    else:
+        d = _decide(session, [ticket], gate, at=now, ledger=ledger, offline=False)
     _record(session, gate, d, method=v.kind, at=now, now=now)
     return d
 
@@ -181,8 +202,13 @@ def upload_taps(session: Session, gate: GateContext, taps: list[Tap], *, keys: d
         else:
             method = v.kind
             ticket = session.get(Ticket, v.ticket_id)
-            d = (_decide(session, [ticket], gate, at=tap.scanned_at, ledger=ledger, offline=True) if ticket
-                 else Decision("rejected", "unknown_ticket", v.ticket_id))
+            reason = _binding_reason(ticket, v, offline=True) if ticket is not None else None
+            if ticket is None:
+                d = Decision("rejected", "unknown_ticket", v.ticket_id)
+            elif reason is not None:
+                d = Decision("rejected", reason, v.ticket_id)
+            else:
+                d = _decide(session, [ticket], gate, at=tap.scanned_at, ledger=ledger, offline=True)
         _record(session, gate, d, method=method, at=tap.scanned_at, now=now, source="offline", tap_id=tap.tap_id)
         session.flush()
         out.append(d)

@@ -160,6 +160,7 @@ class VerifiedQR:
     kind: str  # "qr" | "device_qr"
     kid: str
     shown_at: dt.datetime  # when the code was made (iat, or the device's t)
+    device_key: bytes | None = None  # kind 2: the device public key named by the credential
 
 
 def _reject(code: str, message: str) -> QRRejected:
@@ -218,7 +219,8 @@ def verify_qr(payload: str, keys: dict[str, Ed25519PublicKey], *, now: dt.dateti
         raise _reject("expired_qr", "the QR code is stale: the phone's clock or a screenshot")
     if not valid_from <= t_now <= valid_until:
         raise _reject("outside_validity", "the credential is outside its validity window")
-    return VerifiedQR(ticket_id_of(tid), "device_qr", kid, dt.datetime.fromtimestamp(t, dt.UTC))
+    return VerifiedQR(ticket_id_of(tid), "device_qr", kid, dt.datetime.fromtimestamp(t, dt.UTC),
+                      device_key=cred[p + 20:p + 52])
 
 
 def qr_image(payload: str, fmt: str) -> tuple[bytes, str]:

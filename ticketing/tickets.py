@@ -124,6 +124,15 @@ def ticket_view(session: Session, ticket: Ticket) -> dict[str, Any]:
             "device_bound": ticket.device_key is not None}
 
 
+def ensure_not_device_bound(ticket: Ticket) -> None:
+    """Raises `DeviceBound` when the ticket is bound to a device (no rotating QR codes any more)."""
+    from ticketing.errors import DeviceBound
+
+    if ticket.device_key is not None:
+        raise DeviceBound("this ticket is bound to a device: show the code the app makes on that device",
+                          details={"ticket_id": ticket.ticket_id})
+
+
 def register_device_key(session: Session, ticket: Ticket, *, public_key: str) -> bytes:
     """Binds the holder's device key (base64url of 32 raw Ed25519 bytes) to the ticket; returns the raw key.
 

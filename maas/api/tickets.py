@@ -14,7 +14,7 @@ from maas.api.offers import Strict
 from maas.errors import error_responses
 from maas.journeys import now, runtime
 from ticketing import qr, tickets
-from ticketing.errors import Conflict, InvalidDeviceKey, TicketNotFound
+from ticketing.errors import Conflict, DeviceBound, InvalidDeviceKey, TicketNotFound
 
 router = APIRouter(tags=["tickets"])
 
@@ -41,12 +41,16 @@ def _active(ticket: Any) -> None:
                        details={"ticket_id": ticket.ticket_id})
 
 
-@router.get("/v1/tickets/{ticket_id}/qr", responses=error_responses(TicketNotFound, Conflict))
+@router.get("/v1/tickets/{ticket_id}/qr", responses=error_responses(TicketNotFound, Conflict, DeviceBound))
 def ticket_qr(ticket_id: str, request: Request, session: SessionDep, settings: SettingsDep,
               principal: CurrentPassenger, format: Literal["json", "svg", "png"] = "json") -> Any:
-    """A fresh signed payload `{payload, expires_at, size_bytes}` (rotates every `qr_ttl_s`), or its image."""
+    """A fresh signed payload `{payload, expires_at, size_bytes}` (rotates every `qr_ttl_s`), or its image.
+
+    A device-bound ticket gets none (`409 device_bound`): only the bound device's codes admit.
+    """
     ticket = tickets.get_ticket(session, ticket_id, user_id=principal.subject)
     _active(ticket)
+    tickets.ensure_not_device_bound(ticket)
     payload, expires_at = runtime(request.app).issuer.rotating_qr(ticket_id, now=now(request.app),
                                                                   ttl_s=settings.qr_ttl_s)
     if format == "json":

@@ -108,3 +108,46 @@ def test_weak_device_keys_are_refused_at_registration_and_at_the_gate(client, lo
     assert taps["results"][0]["reason"] == "bad_device_key" and taps["accepted"] == 0
     legs = client.get(f"/v1/tickets/{tid}", headers=h).json()["legs"]
     assert {leg["status"] for leg in legs} == {"unused"}
+
+
+# --------------------------------------------------------------------------- 10. device binding is exclusive
+
+
+def test_a_device_bound_ticket_gets_no_rotating_codes_and_old_ones_no_longer_admit(client, login, engine, demo):
+    from ticketing.qr_client import build_device_qr, generate_device_key
+
+    h, ticket = _bought_ticket(client, login, demo)
+    tid = ticket["ticket_id"]
+    before = client.get(f"/v1/tickets/{tid}/qr", headers=h)
+    assert before.status_code == 200
+    key, public = generate_device_key()
+    r = client.post(f"/v1/tickets/{tid}/device-key", headers=h, json={"public_key": public})
+    assert r.status_code == 200, r.text
+    credential = r.json()["credential"]
+
+    # the thief asks the server for a shareable code: refused, in every format
+    for fmt in ("json", "svg", "png"):
+        r = client.get(f"/v1/tickets/{tid}/qr", headers=h, params={"format": fmt})
+        assert r.status_code == 409 and r.json()["error"]["code"] == "device_bound", (fmt, r.status_code)
+
+    # a rotating code fetched just before binding (still fresh) no longer opens an online gate
+    gate, gh = gate_headers(engine, "yunxi-bus", "yx-bus:YXYZ")
+    body = {"gate_id": gate, "stop_id": "yx-bus:YXYZ"}
+    d = client.post("/v1/gates/validate", headers=gh, json={**body, "payload": before.json()["payload"]}).json()
+    assert (d["result"], d["reason"]) == ("rejected", "device_bound")
+    assert {leg["status"] for leg in client.get(f"/v1/tickets/{tid}", headers=h).json()["legs"]} == {"unused"}
+    # a credential the issuer signed for another (valid) key does not match the binding
+    from maas.journeys import runtime
+
+    _k2, other_public = generate_device_key()
+    other = runtime(client.app).issuer.device_credential(
+        tid, device_key=base64.urlsafe_b64decode(other_public + "="),
+        valid_from=dt.datetime.fromisoformat(ticket["legs"][0]["valid_from"]),
+        valid_until=dt.datetime.fromisoformat(ticket["legs"][-1]["valid_until"]))
+    d = client.post("/v1/gates/validate", headers=gh,
+                    json={**body, "payload": build_device_qr(_b64(other), _k2, now=demo.now)}).json()
+    assert (d["result"], d["reason"]) == ("rejected", "device_mismatch")
+    # the device's own code does
+    d = client.post("/v1/gates/validate", headers=gh,
+                    json={**body, "payload": build_device_qr(credential, key, now=demo.now)}).json()
+    assert d["result"] == "accepted", d
