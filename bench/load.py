@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import datetime as dt
 import json
 import os
@@ -51,6 +50,8 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from maas.keys import generate as generate_keys  # noqa: E402
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PASSWORD = "bench-pass-123"
@@ -94,10 +95,7 @@ class Stack:
             "MAAS_ENVIRONMENT": "development", "MAAS_LOG_LEVEL": "WARNING",
             "MAAS_RATE_LIMITS": "auth=1000000/60,plan=1000000/60,gates=1000000/60",
             # Secrets fixed up front: two workers must not race to generate them.
-            "MAAS_JWT_SECRET": secrets.token_urlsafe(48),
-            "MAAS_PII_KEYS": "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
-            "MAAS_BLIND_INDEX_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
-            "MAAS_ISSUER_KEYS": "q1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+            **generate_keys(),
         })
 
     @property

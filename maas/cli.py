@@ -20,10 +20,12 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 users_app = typer.Typer(no_args_is_help=True, help="Accounts.")
 gates_app = typer.Typer(no_args_is_help=True, help="Gate devices.")
 jobs_app = typer.Typer(no_args_is_help=True, help="Background jobs.")
+keys_app = typer.Typer(no_args_is_help=True, help="Signing and encryption keys.")
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(gates_app, name="gates")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(keys_app, name="keys")
 
 
 class CliError(Exception):
@@ -98,6 +100,16 @@ def jobs_run(name: Annotated[str | None, typer.Argument(help="one job; all due j
         typer.echo(f"{job_name}: {result}")
 
 
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a complete, strong set of keys as environment lines (for an .env file; keep it secret)."""
+    from maas.keys import generate
+
+    typer.echo("# maas keys generate: JWT (Ed25519), personal data (AES-256), blind index (HMAC), QR issuer (Ed25519)")
+    for name, value in generate().items():
+        typer.echo(f"{name}={value}")
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
@@ -155,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo("error: the database is not reachable: " + " ".join(str(exc.orig).split())[:200], err=True)
         return 1
     except SettingsError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        for line in exc.lines:
+            typer.echo(f"error: {line}", err=True)
         return 2
     except (CliError, *domain_error_classes()) as exc:
         typer.echo(_one_line(exc), err=True)

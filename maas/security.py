@@ -1,24 +1,36 @@
 """Passwords (Argon2id) and tokens (PyJWT).
 
-Access tokens are short-lived HS256 JWTs carrying the role and, for operator
+Access tokens are short-lived JWTs carrying the role and, for operator
 staff, the operator id. Refresh tokens are JWTs whose id (jti) is recorded in
 the database so they can be revoked; using one rotates it, and presenting a
 revoked one revokes its whole family (token theft).
+
+Tokens are signed with Ed25519 (EdDSA) keys from ``MAAS_JWT_SECRET``
+(``<kid>:<base64 seed>,...``; the last signs, all verify). Only public keys are
+published (`jwks`), and only EdDSA with a known ``kid`` is accepted, so neither
+a verifying key nor an HMAC trick can mint a token.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from functools import lru_cache
+
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
 from maas.errors import InvalidToken, TokenExpired
+from maas.keys import parse_keyring
 from maas.settings import Settings
 
 _hasher = PasswordHasher()
@@ -55,8 +67,30 @@ class Principal:
         return self.role == "gate"
 
 
-def _encode(settings: Settings, claims: dict[str, Any]) -> str:
-    return jwt.encode(claims, settings.secret("jwt_secret"), algorithm="HS256")
+@lru_cache(maxsize=8)
+def _signing_keys(spec: str) -> tuple[str, dict[str, Ed25519PrivateKey]]:
+    ring = parse_keyring(spec)
+    return ring[-1][0], {kid: Ed25519PrivateKey.from_private_bytes(raw) for kid, raw in ring}
+
+
+def encode_token(settings: Settings, claims: dict[str, Any]) -> str:
+    """Sign claims with the current token key (EdDSA, ``kid`` in the header)."""
+    current, keys = _signing_keys(settings.secret("jwt_secret"))
+    return jwt.encode(claims, keys[current], algorithm="EdDSA", headers={"kid": current})
+
+
+_encode = encode_token
+
+
+def jwks(settings: Settings) -> dict[str, Any]:
+    """The public keys that verify our tokens (RFC 8037 OKP keys), for clients and other services."""
+    _, keys = _signing_keys(settings.secret("jwt_secret"))
+    out = []
+    for kid, key in keys.items():
+        x = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        out.append({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": kid,
+                    "x": base64.urlsafe_b64encode(x).rstrip(b"=").decode()})
+    return {"keys": out}
 
 
 def issue_access_token(settings: Settings, *, user_id: str, role: str, operator_id: str | None,
@@ -79,9 +113,14 @@ def issue_refresh_token(settings: Settings, *, user_id: str, jti: str, family: s
 
 
 def decode_token(settings: Settings, token: str, *, expected_type: str) -> dict[str, Any]:
+    _, keys = _signing_keys(settings.secret("jwt_secret"))
     try:
+        kid = jwt.get_unverified_header(token).get("kid")
+        key = keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise jwt.InvalidTokenError("unknown key id")
         claims = jwt.decode(
-            token, settings.secret("jwt_secret"), algorithms=["HS256"], issuer=ISSUER,
+            token, key.public_key(), algorithms=["EdDSA"], issuer=ISSUER,
             options={"require": ["exp", "iat", "sub", "typ", "jti"]},
         )
     except jwt.ExpiredSignatureError:

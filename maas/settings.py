@@ -26,7 +26,11 @@ GENERATED_SECRETS = ("jwt_secret", "pii_keys", "blind_index_key", "issuer_keys")
 
 
 class SettingsError(Exception):
-    """A missing or malformed setting; ``str()`` is one readable line."""
+    """A missing or malformed setting; ``str()`` is one readable line (``lines``: every problem found)."""
+
+    def __init__(self, message: str, *more: str) -> None:
+        super().__init__(message)
+        self.lines = [message, *more]
 
 
 class Settings(BaseSettings):
@@ -162,7 +166,7 @@ class Settings(BaseSettings):
 
 def _generate_secret(name: str) -> str:
     if name == "jwt_secret":
-        return secrets.token_urlsafe(48)
+        return "j1:" + base64.b64encode(secrets.token_bytes(32)).decode()
     if name == "blind_index_key":
         return base64.b64encode(secrets.token_bytes(32)).decode()
     if name == "pii_keys":
@@ -182,6 +186,8 @@ def _fill_development_secrets(settings: Settings) -> Settings:
     stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     changed = False
     for name in missing:
+        if name == "jwt_secret" and name in stored and not _is_keyring(stored[name]):
+            del stored[name]  # an HS256 secret from before tokens were signed with Ed25519 keys
         if name not in stored:
             stored[name] = _generate_secret(name)
             changed = True
@@ -206,16 +212,37 @@ def load_settings(**overrides: object) -> Settings:
             name = f"MAAS_{name}"
         raise SettingsError(f"invalid setting {name}: {err['msg']}") from None
     if settings.environment == "production":
-        for name in GENERATED_SECRETS:
-            value = getattr(settings, name)
-            if value is None or value.get_secret_value().strip().lower() in PLACEHOLDERS:
-                raise SettingsError(f"setting MAAS_{name.upper()} must be set to a real secret in production")
+        from maas.keys import production_problems
+
+        def value(name: str) -> str | None:
+            secret: SecretStr | None = getattr(settings, name)
+            return None if secret is None else secret.get_secret_value()
+
+        problems = production_problems({
+            **{f"MAAS_{name.upper()}": value(name) for name in GENERATED_SECRETS},
+            "STRIPE_API_KEY": value("stripe_api_key"), "STRIPE_WEBHOOK_SECRET": value("stripe_webhook_secret")})
+        if problems:
+            raise SettingsError(*problems)
         if settings.database_url is None:
             raise SettingsError("setting DATABASE_URL is required in production")
         if settings.redis_url is None:
             raise SettingsError("setting REDIS_URL is required in production")
         return settings
-    return _fill_development_secrets(settings)
+    settings = _fill_development_secrets(settings)
+    if not _is_keyring(settings.secret("jwt_secret")):
+        raise SettingsError("setting MAAS_JWT_SECRET must be Ed25519 keys '<kid>:<base64 32-byte seed>,...' "
+                            "(run 'maas keys generate')")
+    return settings
+
+
+def _is_keyring(text: str) -> bool:
+    from maas.keys import KeyProblem, parse_keyring
+
+    try:
+        parse_keyring(text)
+    except KeyProblem:
+        return False
+    return True
 
 
 @lru_cache(maxsize=1)

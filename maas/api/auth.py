@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from maas import accounts
+from maas import accounts, security
 from maas.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from maas.ratelimit import RateLimited, rate_limit
 from maas.errors import AlreadyExists, BadRequest, InvalidCredentials, InvalidToken, TokenRevoked, error_responses
@@ -78,6 +78,25 @@ def refresh(body: RefreshIn, session: SessionDep, settings: SettingsDep) -> Toke
 @router.post("/revoke", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(InvalidToken))
 def revoke(body: RefreshIn, session: SessionDep, settings: SettingsDep) -> None:
     accounts.revoke_refresh_token(session, settings, refresh_token=body.refresh_token)
+
+
+class JwkOut(BaseModel):
+    kty: str
+    crv: str
+    alg: str
+    use: str
+    kid: str
+    x: str
+
+
+class JwksOut(BaseModel):
+    keys: list[JwkOut]
+
+
+@me_router.get("/.well-known/jwks.json", response_model=JwksOut)
+def jwks(settings: SettingsDep) -> JwksOut:
+    """The public keys (Ed25519, RFC 8037) that verify access and refresh tokens; they cannot sign."""
+    return JwksOut.model_validate(security.jwks(settings))
 
 
 @me_router.get("/v1/me", response_model=MeOut, responses=error_responses(InvalidToken))

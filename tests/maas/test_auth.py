@@ -61,9 +61,10 @@ def test_duplicate_phone_is_a_conflict(client) -> None:  # noqa: ANN001
 
 def test_expired_access_token_refused(client, settings) -> None:  # noqa: ANN001
     past = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
-    token = jwt.encode({"iss": "maas", "sub": "usr_x", "typ": "access", "role": "admin", "jti": "j",
-                        "iat": past, "exp": past + dt.timedelta(minutes=15)},
-                       settings.secret("jwt_secret"), algorithm="HS256")
+    from maas.security import encode_token
+
+    token = encode_token(settings, {"iss": "maas", "sub": "usr_x", "typ": "access", "role": "admin", "jti": "j",
+                                    "iat": past, "exp": past + dt.timedelta(minutes=15)})
     r = client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "token_expired"

@@ -27,6 +27,7 @@ RULES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/auth/refresh"): frozenset({ANYONE}),
     ("POST", "/v1/auth/revoke"): frozenset({ANYONE}),
     ("GET", "/v1/me"): frozenset({AUTHENTICATED}),
+    ("GET", "/.well-known/jwks.json"): frozenset({ANYONE}),  # public keys only
     ("GET", "/v1/plan"): frozenset({ANYONE}),
     ("POST", "/v1/realtime/{feed_id}"): frozenset({"admin", "operator"}),  # operator scope checked per feed
     ("POST", "/v1/admin/operators"): frozenset({"admin"}),

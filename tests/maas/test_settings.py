@@ -34,8 +34,9 @@ def test_bad_settings_fail_with_one_line(tmp_path, overrides, fragment) -> None:
 
 
 def test_production_requires_real_services(tmp_path) -> None:  # noqa: ANN001
-    secrets = {"jwt_secret": "x" * 40, "pii_keys": "k1:" + "A" * 44, "blind_index_key": "B" * 44,
-               "issuer_keys": "q1:" + "C" * 44}
+    from maas.keys import generate
+
+    secrets = {name[len("MAAS_"):].lower(): value for name, value in generate().items()}
     with pytest.raises(SettingsError, match="DATABASE_URL is required"):
         load_settings(environment="production", data_dir=tmp_path, **secrets)
     s = load_settings(environment="production", data_dir=tmp_path, database_url="postgres://db/maas",
