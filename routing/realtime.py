@@ -160,6 +160,8 @@ def apply_trip_updates(tt: Timetable, data: bytes, feed_id: str) -> RealtimeOver
     counts = {"entities": len(msg.entity), "trip_updates": 0, "matched": 0, "cancelled": 0, "unmatched": 0,
               "stop_updates": 0, "stop_updates_unmatched": 0, "stop_updates_rejected": 0,
               "skipped_stops": 0}
+    causes: dict[str, int] = {}
+    counts["unmatched_by_cause"] = causes
     for ent in msg.entity:
         if not ent.HasField("trip_update"):
             continue
@@ -170,25 +172,44 @@ def apply_trip_updates(tt: Timetable, data: bytes, feed_id: str) -> RealtimeOver
         if len(cands) > 1 and td.start_time:
             start = _parse_hms(td.start_time)
             cands = [t for t in cands if int(tt.trip_start_s[t]) == start]
-        if len(cands) != 1:
+
+        def miss(cause: str, what: str) -> None:
             unmatched.append(td.trip_id or f"<entity {ent.id} without trip_id>")
             counts["unmatched"] += 1
+            causes[cause] = causes.get(cause, 0) + 1
+            if len(warnings) < 200:
+                warnings.append(what)
+
+        if not td.trip_id:
+            miss("no_trip_id", f"entity {ent.id}: no trip_id")
+            continue
+        if not cands:
+            miss("unknown_trip_id", f"trip {td.trip_id}: not in feed {feed_id}")
+            continue
+        if len(cands) > 1:
+            miss("ambiguous_trip", f"trip {td.trip_id}: {len(cands)} trips match (give start_time)")
             continue
         t = cands[0]
         if td.start_date:
             try:
                 day = tt.day_index(datetime.strptime(td.start_date, "%Y%m%d").date())
             except ValueError:
-                warnings.append(f"trip {td.trip_id}: bad start_date {td.start_date!r}")
-                day = default_day
+                miss("bad_start_date", f"trip {td.trip_id}: bad start_date {td.start_date!r}")
+                continue
         else:
-            day = default_day
+            day = _current_service_day(tt, t, default_day, ts, day_epoch)
         if day is None:
-            warnings.append(f"trip {td.trip_id}: no start_date and no header timestamp; update ignored")
+            miss("no_service_day", f"trip {td.trip_id}: no start_date and no header timestamp")
+            continue
+        if not 0 <= day < tt.n_days:
+            miss("date_outside_timetable", f"trip {td.trip_id}: {td.start_date or 'the message day'} is outside "
+                 "the timetable's dates")
+            continue
+        if not tt.service_days[tt.trip_service[t], day]:
+            miss("not_running_that_day", f"trip {td.trip_id} does not run on {td.start_date or 'the message day'} "
+                 "by schedule")
             continue
         counts["matched"] += 1
-        if 0 <= day < tt.n_days and not tt.service_days[tt.trip_service[t], day]:
-            warnings.append(f"trip {td.trip_id} does not run on {td.start_date or 'the message day'} by schedule")
         upd_trip.append(t)
         upd_day.append(day)
         if td.schedule_relationship in (_TRIP_CANCELED, _TRIP_DELETED):
@@ -262,8 +283,29 @@ def apply_trip_updates(tt: Timetable, data: bytes, feed_id: str) -> RealtimeOver
         a2[:, col] = inter[0::2]
         d2[:, col] = inter[1::2]
     if counts["unmatched"]:
-        warnings.append(f"{counts['unmatched']} trip update(s) match no trip of feed {feed_id}")
+        warnings.insert(0, f"{counts['unmatched']} trip update(s) match no trip of feed {feed_id} running "
+                           f"that day: {causes}")
     return _build_overlay(tt, feed_id, ts, cancelled, blocks, upd_trip, upd_day, unmatched, warnings, counts)
+
+
+def _current_service_day(tt: Timetable, t: int, default_day: int | None, ts: int, day_epoch) -> int | None:
+    """Service day of a trip update without start_date: of the message's local date and the day before
+    (trips past midnight), the one on which the trip runs and is nearest to the message time."""
+    if default_day is None:
+        return None
+    p = int(tt.trip_pattern[t])
+    a2, d2 = tt.pattern_times(p)
+    c = t - int(tt.pattern_trip_offsets[p])
+    lo, hi = int(d2[0, c]), int(a2[-1, c])
+    best, best_gap = default_day, None
+    for day in (default_day, default_day - 1):
+        if not 0 <= day < tt.n_days or not tt.service_days[tt.trip_service[t], day]:
+            continue
+        x = ts - day_epoch(day)
+        gap = 0 if lo <= x <= hi else min(abs(x - lo), abs(x - hi))
+        if best_gap is None or gap < best_gap:
+            best, best_gap = day, gap
+    return best
 
 
 def _event_time(stu, name: str, scheduled: int, base: int) -> int | None:
@@ -319,3 +361,269 @@ def _build_overlay(tt, feed_id, ts, cancelled, blocks, upd_trip, upd_day, unmatc
         trip_day=np.asarray(upd_day, dtype=np.int32), unmatched_trip_ids=tuple(unmatched),
         warnings=tuple(warnings), counts=counts,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# the real-time view: a timetable in which updated trips are real-time copies on their service day
+
+
+@dataclass
+class RtTrip:
+    """One trip of the real-time view that is not in the static timetable as it is.
+
+    ``base``: the static trip it replaces on ``day`` (-1 for an added trip);
+    the arrays are per stop of the trip, ``skipped`` stops are neither boarded
+    nor left (pickup and drop-off NONE in the view).
+    """
+
+    base: int
+    day: int
+    route: int
+    trip_id: str
+    stops: np.ndarray
+    arr: np.ndarray
+    dep: np.ndarray
+    skipped: np.ndarray
+    pickup: np.ndarray
+    dropoff: np.ndarray
+    stop_sequence: np.ndarray
+    dist_m: np.ndarray
+    headsign: str = ""
+    wheelchair: int = 0
+    shape: int = -1
+    frequency: int = 0
+    feed_id: str = ""
+
+
+def overlay_rt_trips(tt: Timetable, ov: RealtimeOverlay) -> tuple[list[RtTrip], list[tuple[int, int]]]:
+    """``(real-time trips, [(static trip, day) removed])`` of one overlay."""
+    trips: list[RtTrip] = []
+    removed: list[tuple[int, int]] = []
+    for t, day in zip(np.asarray(ov.updated_trips).tolist(), np.asarray(ov.trip_day).tolist()):
+        if not 0 <= day < tt.n_days:
+            continue  # the service day is outside the timetable: nothing of it runs anyway
+        removed.append((t, day))
+        if bool(ov.trip_cancelled[t]):
+            continue
+        p = int(tt.trip_pattern[t])
+        c = t - int(tt.pattern_trip_offsets[p])
+        ps = tt.pattern_stop_slice(p)
+        blk = ov.pattern_times(tt, p)
+        if blk is None:  # matched, nothing changed: the static times, confirmed
+            a2, d2 = tt.pattern_times(p)
+            a, d, sk = a2[:, c], d2[:, c], np.zeros(a2.shape[0], dtype=bool)
+        else:
+            a, d, sk = blk[0][:, c], blk[1][:, c], blk[2][:, c]
+        trips.append(RtTrip(
+            base=t, day=int(day), route=int(tt.trip_route[t]), trip_id=str(tt.trip_ids[t]),
+            stops=np.asarray(tt.pattern_stops[ps]), arr=np.asarray(a, dtype=np.int32),
+            dep=np.asarray(d, dtype=np.int32), skipped=np.asarray(sk, dtype=bool),
+            pickup=np.asarray(tt.pattern_pickup[ps]), dropoff=np.asarray(tt.pattern_dropoff[ps]),
+            stop_sequence=np.asarray(tt.pattern_stop_sequence[ps]), dist_m=np.asarray(tt.pattern_stop_dist_m[ps]),
+            headsign=str(tt.trip_headsigns[t]), wheelchair=int(tt.trip_wheelchair_accessible[t]),
+            shape=int(tt.trip_shape[t]), frequency=int(tt.trip_frequency[t]), feed_id=ov.feed_id))
+    return trips, removed
+
+
+def realtime_view(tt: Timetable, overlays) -> Timetable:
+    """The timetable as real time has it: a new :class:`Timetable` extending ``tt``.
+
+    ``overlays``: one :class:`RealtimeOverlay` or several (one per feed; they
+    touch disjoint trips). Everything of ``tt`` keeps its index (stops, routes,
+    patterns ``0..P-1``, trips ``0..T-1`` with their static times). A trip an
+    update names stops running *on the update's service day only* (its
+    service row loses that day); on that day a real-time copy of it runs
+    instead (appended trips, in appended patterns). Cancelled trips just lose
+    the day. Copies are grouped into patterns by route, stops and pickup /
+    drop-off (a skipped stop is pickup and drop-off NONE) and split into FIFO
+    lanes, so the kernels' assumption that trips of a pattern do not overtake
+    holds under delays as it does for the static timetable.
+
+    ``meta["realtime"]`` of the view: ``base_trip`` ((T',) int32: the static
+    trip a trip stands for, -1 for an added trip), ``rt_trip`` ((T',) bool),
+    ``skipped`` (set of pattern-stop positions a trip skips), ``feeds``.
+    """
+    if isinstance(overlays, RealtimeOverlay):
+        overlays = [overlays]
+    overlays = [o for o in overlays if o is not None]
+    rt_trips: list[RtTrip] = []
+    removed: list[tuple[int, int]] = []
+    for ov in overlays:
+        tr, rm = overlay_rt_trips(tt, ov)
+        rt_trips.extend(tr)
+        removed.extend(rm)
+        rt_trips.extend(getattr(ov, "added", ()) or ())
+    return _extend_timetable(tt, rt_trips, removed, [o.feed_id for o in overlays])
+
+
+def _extend_timetable(tt: Timetable, rt_trips: list[RtTrip], removed: list[tuple[int, int]],
+                      feeds: list[str]) -> Timetable:
+    import dataclasses
+
+    T, P, S = tt.n_trips, tt.n_patterns, tt.n_stops
+    sd = np.asarray(tt.service_days)
+    rows: list[np.ndarray] = []
+    row_of: dict[tuple, int] = {}
+
+    def service_row(key: tuple, make) -> int:
+        if key not in row_of:
+            row_of[key] = sd.shape[0] + len(rows)
+            rows.append(make())
+        return row_of[key]
+
+    trip_service = np.array(tt.trip_service, dtype=np.int32, copy=True)
+    days_of: dict[int, set[int]] = {}
+    for t, day in removed:
+        days_of.setdefault(t, set()).add(day)
+    for t, days in days_of.items():
+        base_row = int(tt.trip_service[t])
+
+        def without(base_row=base_row, days=days):
+            r = sd[base_row].copy()
+            r[sorted(days)] = 0
+            return r
+        trip_service[t] = service_row(("minus", base_row, tuple(sorted(days))), without)
+
+    # group the real-time trips into patterns: same route, stops, pickup/drop-off; then FIFO lanes
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(rt_trips):
+        pu = np.where(r.skipped, 1, r.pickup).astype(np.int8)
+        do = np.where(r.skipped, 1, r.dropoff).astype(np.int8)
+        r.pickup, r.dropoff = pu, do
+        key = (r.route, r.stops.astype(np.int32).tobytes(), pu.tobytes(), do.tobytes())
+        groups.setdefault(key, []).append(i)
+    lanes_all: list[list[int]] = []
+    for members in groups.values():
+        members.sort(key=lambda i: (int(rt_trips[i].dep[0]), int(rt_trips[i].arr[-1])))
+        lanes: list[list[int]] = []
+        for i in members:
+            a, d = rt_trips[i].arr, rt_trips[i].dep
+            for lane in lanes:
+                la, ld = rt_trips[lane[-1]].arr, rt_trips[lane[-1]].dep
+                if (a >= la).all() and (d >= ld).all():
+                    lane.append(i)
+                    break
+            else:
+                lanes.append([i])
+        lanes_all.extend(lanes)
+
+    n_new = len(rt_trips)
+    new_trip_order = [i for lane in lanes_all for i in lane]
+    t_service = np.empty(n_new, dtype=np.int32)
+    t_pattern = np.empty(n_new, dtype=np.int32)
+    p_route, p_n, p_stop_len, p_blocks_a, p_blocks_d = [], [], [], [], []
+    stops_l, pu_l, do_l, seq_l, dist_l = [], [], [], [], []
+    skipped_pos: set[int] = set()
+    L0 = int(tt.pattern_stop_offsets[-1])
+    k = 0
+    for q, lane in enumerate(lanes_all):
+        r0 = rt_trips[lane[0]]
+        for i in lane:
+            r = rt_trips[i]
+            t_service[k] = service_row(("day", r.day), lambda day=r.day: _only_day(sd.shape[1], day))
+            t_pattern[k] = P + q
+            k += 1
+        n_s = len(r0.stops)
+        p_route.append(r0.route)
+        p_n.append(len(lane))
+        p_stop_len.append(n_s)
+        p_blocks_a.append(np.stack([rt_trips[i].arr for i in lane], axis=1).ravel())
+        p_blocks_d.append(np.stack([rt_trips[i].dep for i in lane], axis=1).ravel())
+        base_l = L0 + sum(p_stop_len[:-1])
+        for pos in np.flatnonzero(np.logical_or.reduce([rt_trips[i].skipped for i in lane])).tolist():
+            skipped_pos.add(base_l + pos)  # (the whole lane shares pickup/drop-off, so skips are common)
+        stops_l.append(r0.stops)
+        pu_l.append(r0.pickup)
+        do_l.append(r0.dropoff)
+        seq_l.append(r0.stop_sequence)
+        dist_l.append(r0.dist_m)
+    ordered = [rt_trips[i] for i in new_trip_order]
+
+    def cat(base, extra, dtype):
+        extra = np.asarray(extra, dtype=dtype) if len(extra) else np.zeros(0, dtype=dtype)
+        return np.concatenate([np.asarray(base, dtype=dtype), extra])
+
+    def strcat(base, extra):
+        return np.concatenate([np.asarray(base), np.asarray(extra, dtype=str)]) if extra else np.asarray(base)
+
+    ns = np.asarray(p_stop_len, dtype=np.int64)
+    nt = np.asarray(p_n, dtype=np.int64)
+    stop_off = np.concatenate([np.asarray(tt.pattern_stop_offsets, dtype=np.int64),
+                               L0 + np.cumsum(ns)]).astype(tt.pattern_stop_offsets.dtype)
+    trip_off = np.concatenate([np.asarray(tt.pattern_trip_offsets, dtype=np.int64),
+                               T + np.cumsum(nt)]).astype(tt.pattern_trip_offsets.dtype)
+    N0 = int(tt.pattern_time_offsets[-1])
+    time_off = np.concatenate([np.asarray(tt.pattern_time_offsets, dtype=np.int64), N0 + np.cumsum(ns * nt)])
+    new_pstops = np.concatenate(stops_l).astype(np.int32) if stops_l else np.zeros(0, np.int32)
+    # stop -> patterns CSR over the old and the new patterns
+    base_counts = np.diff(np.asarray(tt.stop_pattern_offsets, dtype=np.int64))
+    base_stop = np.repeat(np.arange(S), base_counts)
+    new_pat = np.repeat(np.arange(P, P + len(lanes_all)), ns) if len(lanes_all) else np.zeros(0, np.int64)
+    new_pos = (np.arange(len(new_pstops)) - np.repeat(stop_off[P:-1] - L0, ns)) if len(lanes_all) \
+        else np.zeros(0, np.int64)
+    all_stop = np.concatenate([base_stop, new_pstops.astype(np.int64)])
+    all_pat = np.concatenate([np.asarray(tt.stop_patterns, dtype=np.int64), new_pat])
+    all_pos = np.concatenate([np.asarray(tt.stop_pattern_pos, dtype=np.int64), new_pos])
+    order = np.argsort(all_stop, kind="stable")
+    sp_off = np.concatenate([[0], np.cumsum(np.bincount(all_stop, minlength=S))])
+    base_trip = np.concatenate([np.full(T, -1, dtype=np.int32), np.asarray([r.base for r in ordered], dtype=np.int32)])
+    meta = dict(tt.meta)
+    meta["realtime"] = {"base_trip": base_trip, "rt_trip": np.arange(T + n_new) >= T, "skipped": skipped_pos,
+                        "feeds": list(feeds), "static": tt}
+    view = dataclasses.replace(
+        tt,
+        trip_ids=strcat(tt.trip_ids, [r.trip_id for r in ordered]),
+        trip_route=cat(tt.trip_route, [r.route for r in ordered], tt.trip_route.dtype),
+        trip_service=np.concatenate([trip_service, t_service]).astype(tt.trip_service.dtype),
+        trip_pattern=cat(tt.trip_pattern, t_pattern, tt.trip_pattern.dtype),
+        trip_headsigns=strcat(tt.trip_headsigns, [r.headsign for r in ordered]),
+        trip_wheelchair_accessible=cat(tt.trip_wheelchair_accessible, [r.wheelchair for r in ordered],
+                                       tt.trip_wheelchair_accessible.dtype),
+        trip_shape=cat(tt.trip_shape, [r.shape for r in ordered], tt.trip_shape.dtype),
+        trip_frequency=cat(tt.trip_frequency, [r.frequency for r in ordered], tt.trip_frequency.dtype),
+        trip_start_s=cat(tt.trip_start_s, [int(r.dep[0]) for r in ordered], tt.trip_start_s.dtype),
+        pattern_route=cat(tt.pattern_route, p_route, tt.pattern_route.dtype),
+        pattern_n_trips=cat(tt.pattern_n_trips, p_n, tt.pattern_n_trips.dtype),
+        pattern_trip_offsets=trip_off,
+        pattern_stop_offsets=stop_off,
+        pattern_stops=cat(tt.pattern_stops, new_pstops, tt.pattern_stops.dtype),
+        pattern_pickup=cat(tt.pattern_pickup, np.concatenate(pu_l) if pu_l else [], tt.pattern_pickup.dtype),
+        pattern_dropoff=cat(tt.pattern_dropoff, np.concatenate(do_l) if do_l else [], tt.pattern_dropoff.dtype),
+        pattern_stop_sequence=cat(tt.pattern_stop_sequence, np.concatenate(seq_l) if seq_l else [],
+                                  tt.pattern_stop_sequence.dtype),
+        pattern_stop_dist_m=cat(tt.pattern_stop_dist_m, np.concatenate(dist_l) if dist_l else [],
+                                tt.pattern_stop_dist_m.dtype),
+        pattern_time_offsets=time_off.astype(tt.pattern_time_offsets.dtype),
+        pattern_arr=cat(tt.pattern_arr, np.concatenate(p_blocks_a) if p_blocks_a else [], tt.pattern_arr.dtype),
+        pattern_dep=cat(tt.pattern_dep, np.concatenate(p_blocks_d) if p_blocks_d else [], tt.pattern_dep.dtype),
+        stop_pattern_offsets=sp_off.astype(tt.stop_pattern_offsets.dtype),
+        stop_patterns=all_pat[order].astype(tt.stop_patterns.dtype),
+        stop_pattern_pos=all_pos[order].astype(tt.stop_pattern_pos.dtype),
+        service_days=np.vstack([sd] + rows).astype(sd.dtype) if rows else sd,
+        meta=meta,
+    )
+    return view
+
+
+def _only_day(n_days: int, day: int) -> np.ndarray:
+    r = np.zeros(n_days, dtype=np.uint8)
+    r[day] = 1
+    return r
+
+
+def view_for(tt: Timetable, realtime) -> Timetable:
+    """The real-time view of ``tt`` for ``realtime`` (an overlay or an object with ``overlays``), cached on it.
+
+    ``tt`` itself when ``realtime`` is None or ``tt`` already is a view.
+    """
+    if realtime is None or "realtime" in tt.meta:
+        return tt
+    hit = getattr(realtime, "_view", None)
+    if hit is not None and hit[0]() is tt:
+        return hit[1]
+    overlays = getattr(realtime, "overlays", realtime)
+    if isinstance(overlays, dict):
+        overlays = list(overlays.values())
+    view = realtime_view(tt, overlays)
+    object.__setattr__(realtime, "_view", (weakref.ref(tt), view))
+    return view

@@ -44,13 +44,13 @@ Semantics (shared with the reference oracle in ``tests/routing/reference.py``):
 * Arrive-by runs RAPTOR backwards in time (latest departure per number of
   rides); ``window_s > 0`` runs range RAPTOR (all Pareto-optimal
   (departure, arrival, rides) in the window, see :func:`range_profile`).
-* Real time (``realtime``, a :class:`routing.realtime.RealtimeOverlay`):
-  updated trips use the predicted times on their service day (skipped stops
-  are neither boarded nor left), cancelled trips are left out that day, and
-  updated trips are left out on the neighbouring service days of the query
-  window (their static times are not in the merged arrays). An overlaid
-  pattern that is no longer FIFO may make the search miss an optimal journey
-  (never return an infeasible one).
+* Real time (``realtime``, a :class:`routing.realtime.RealtimeOverlay`, or an
+  object with ``overlays``, one per feed): the search runs on
+  :func:`routing.realtime.realtime_view` — an updated trip keeps its static
+  times on every other day and runs with its predicted times only on its
+  service day, as a copy placed in patterns split into FIFO lanes (delays make
+  trains overtake; the kernels need trips of a pattern not to), skipped stops
+  neither boarded nor left, cancelled trips left out that day.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ import numpy as np
 from routing import kernels as K
 from routing.errors import InvalidQuery, UnknownStop
 from routing.fares import UNPRICED, FareTables
+from routing.realtime import view_for
 from routing.timetable import MODES, Timetable
 
 INF = int(K.INF)
@@ -255,32 +256,9 @@ def _rt_cache(realtime) -> dict:
 
 
 def _nets(tt: Timetable, realtime, reverse: bool) -> _Net:
-    """The kernel network: static, or with a real-time overlay written in.
-
-    Real-time times come from :meth:`RealtimeOverlay.merged_times`; a stop the
-    trip skips gets time :data:`routing.kernels.SKIP` (never boarded or left there).
-    """
+    """The kernel network (real time is a timetable of its own, see :func:`routing.realtime.view_for`)."""
     d = _derived(tt)
-    if realtime is None:
-        return d.rev if reverse else d.fwd
-    c = _rt_cache(realtime)
-    key = ("net", id(tt), reverse)
-    net = c.get(key)
-    if net is None:
-        if reverse:
-            net = _Net(tt, True, fwd=_nets(tt, realtime, False))
-        else:
-            arr, dep = realtime.merged_times(tt)
-            arr = np.array(arr, dtype=np.int32, copy=True)
-            dep = np.array(dep, dtype=np.int32, copy=True)
-            for q, p in enumerate(np.asarray(realtime.patterns).tolist()):
-                a, b = int(tt.pattern_time_offsets[p]), int(tt.pattern_time_offsets[p + 1])
-                sk = np.asarray(realtime.skipped[int(realtime.time_offsets[q]):int(realtime.time_offsets[q + 1])])
-                arr[a:b][sk] = K.SKIP
-                dep[a:b][sk] = K.SKIP
-            net = _Net(tt, False, arr=arr, dep=dep)
-        c[key] = net
-    return net
+    return d.rev if reverse else d.fwd
 
 
 _DERIVED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -436,17 +414,6 @@ def _filters(tt: Timetable, d: _Derived, day_index: tuple[int, ...], req: PlanRe
         runs = np.zeros(tt.n_trips, dtype=bool)
         runs[inside] = tt.service_days[tt.trip_service[inside], day_of_trip[inside]].astype(bool)
         slots |= runs.astype(np.uint8) << np.uint8(slot)
-    if realtime is not None:
-        # an update holds on its trip_day: cancelled trips vanish that day; on the other days of the
-        # window an updated trip is left out (its static times are not in the merged arrays)
-        upd = np.asarray(realtime.updated_trips, dtype=np.int64)
-        if upd.size:
-            uday = np.asarray(realtime.trip_day, dtype=np.int64)
-            cancelled = np.asarray(realtime.trip_cancelled, dtype=bool)[upd]
-            for slot in range(3):
-                day = days[trip_feed[upd]] + (slot - 1)
-                drop = (day != uday) | cancelled
-                slots[upd[drop]] &= np.uint8(~(1 << slot) & 0xFF)
     if req.wheelchair:
         slots[~d.trip_wheelchair_ok] = 0
     route_ok = np.ones(tt.route_ids.shape[0], dtype=bool)
@@ -773,6 +740,7 @@ def search(tt: Timetable, req: PlanRequest, realtime=None, multi_criteria: bool 
     A fare search (``optimize="fare"`` or ``max_fare``) runs only the
     fare-aware McRAPTOR (:func:`fare_search`) with ``fares``.
     """
+    tt, realtime = view_for(tt, realtime), None
     _validate(req)
     if _fare_mode(req) and fares is None:
         raise InvalidQuery("no fare data is loaded: optimize=fare and max_fare are unavailable",
@@ -978,6 +946,7 @@ def range_profile(tt: Timetable, req: PlanRequest, realtime=None) -> list[tuple[
 
     ``req.window_s`` must be > 0. Cheap: no itinerary assembly (what the benchmark times).
     """
+    tt, realtime = view_for(tt, realtime), None
     _validate(req)
     if req.depart_at is None or req.window_s <= 0:
         raise InvalidQuery("range_profile needs depart_at and window_s > 0")
@@ -1004,6 +973,7 @@ def earliest_arrival(tt: Timetable, req: PlanRequest, realtime=None) -> list[int
 
     Entry ``k`` is the best arrival with *at most* ``k`` rides (what the oracle computes).
     """
+    tt, realtime = view_for(tt, realtime), None
     _validate(req)
     if req.depart_at is None:
         raise InvalidQuery("earliest_arrival needs depart_at")
@@ -1036,6 +1006,7 @@ def plan(tt: Timetable, request: PlanRequest, realtime=None, fares: FareTables |
     ``no_itinerary``). Raises :class:`~routing.errors.InvalidQuery` /
     :class:`~routing.errors.UnknownStop` for bad input.
     """
+    tt, realtime = view_for(tt, realtime), None
     from routing.itinerary import build_itineraries
 
     res = search(tt, request, realtime, fares=fares)

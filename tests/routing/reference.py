@@ -111,6 +111,8 @@ class RefNetwork:
     stop_times: dict[str, pd.DataFrame] | None = None  # feed_id -> stop_times (seconds), for check_feasible
     day_starts: dict[tuple[str, date], int] | None = None  # (feed_id, day) -> epoch of GTFS time 0
     stop_coords: dict[str, tuple[float, float]] | None = None
+    #: real time: (trip_id, service date) -> {"stops", "arr", "dep" (epoch), "pu", "do"} replacing the schedule
+    rt_trips: dict[tuple[str, date], dict] | None = None
 
     @classmethod
     def from_gtfs(cls, feeds: list[tuple[str, Path]], d: date, trip_ids: set[str] | None = None,
@@ -275,6 +277,127 @@ def earliest_arrivals(
 
 
 # ---------------------------------------------------------------------------------------------
+# real time: the oracle's own reading of a TripUpdates message
+
+
+def with_trip_updates(net: RefNetwork, feed_id: str, data: bytes) -> tuple[RefNetwork, dict]:
+    """A copy of ``net`` with a GTFS-Realtime TripUpdates message applied, read independently of ``routing``.
+
+    Per TripUpdate (matched by trip_id and start_date, else the local date of
+    the header timestamp): CANCELED removes the trip that day; each
+    StopTimeUpdate (matched by stop_sequence, else by stop_id after the
+    previous one) sets absolute times or adds its delay; a stop without an
+    update takes the delay of the last update before it (none before the
+    first); a missing arrival/departure takes the other's delay; SKIPPED stops
+    keep the running delay but allow no pickup or drop-off; times never
+    decrease along the trip. Returns ``(network, counts)``.
+    """
+    from google.transit import gtfs_realtime_pb2 as rtpb
+
+    msg = rtpb.FeedMessage()
+    msg.ParseFromString(data)
+    st = net.stop_times[feed_id]
+    known = {k: i for i, k in enumerate(net.trip_keys)}
+    drop: set[int] = set()
+    hops = []
+    rt_trips: dict[tuple[str, date], dict] = dict(net.rt_trips or {})
+    counts = {"applied": 0, "cancelled": 0, "not_running": 0}
+    for ent in msg.entity:
+        if not ent.HasField("trip_update"):
+            continue
+        tu = ent.trip_update
+        tid = f"{feed_id}:{tu.trip.trip_id}"
+        if tu.trip.start_date:
+            day = datetime.strptime(tu.trip.start_date, "%Y%m%d").date()
+        else:
+            day = None
+            for (f, d0), base in net.day_starts.items():
+                if f == feed_id and base <= msg.header.timestamp < base + 86400 + 12 * 3600:
+                    day = d0 if day is None or d0 > day else day
+        key = (tid, day)
+        if key not in known:
+            counts["not_running"] += 1
+            continue
+        drop.add(known[key])
+        if tu.trip.schedule_relationship == rtpb.TripDescriptor.CANCELED:
+            counts["cancelled"] += 1
+            continue
+        rows = st.loc[[tu.trip.trip_id]].sort_values("seq")
+        base = net.day_starts[(feed_id, day)]
+        stops = (feed_id + ":" + rows["stop_id"].str.strip()).tolist()
+        seqs = rows["seq"].tolist()
+        sa = (rows["a"].to_numpy() + base).tolist()
+        sdp = (rows["dp"].to_numpy() + base).tolist()
+        arr, dep = list(sa), list(sdp)
+        pu = rows["pu"].tolist()
+        do = rows["do"].tolist()
+        delay = None
+        pos = 0
+        for u in tu.stop_time_update:
+            if u.HasField("stop_sequence") and u.stop_sequence in seqs:
+                i = seqs.index(u.stop_sequence)
+            elif f"{feed_id}:{u.stop_id}" in stops[pos:]:
+                i = stops.index(f"{feed_id}:{u.stop_id}", pos)
+            else:
+                continue
+            for j in range(pos, i):
+                if delay is not None:
+                    arr[j], dep[j] = sa[j] + delay, sdp[j] + delay
+            if u.schedule_relationship == rtpb.TripUpdate.StopTimeUpdate.NO_DATA:
+                delay = None
+            elif u.schedule_relationship == rtpb.TripUpdate.StopTimeUpdate.SKIPPED:
+                pu[i] = do[i] = "1"
+                if delay is not None:
+                    arr[i], dep[i] = sa[i] + delay, sdp[i] + delay
+            else:
+                def ev(e, sched):
+                    if e.time:
+                        return int(e.time)
+                    if e.HasField("delay"):
+                        return sched + int(e.delay)
+                    return None
+                a = ev(u.arrival, sa[i]) if u.HasField("arrival") else None
+                d = ev(u.departure, sdp[i]) if u.HasField("departure") else None
+                if a is None and d is None:
+                    pos = i + 1
+                    continue
+                if a is None:
+                    a = min(d, sa[i] + (d - sdp[i]))
+                if d is None:
+                    d = max(a, sdp[i] + (a - sa[i]))
+                arr[i], dep[i] = a, max(a, d)
+                delay = dep[i] - sdp[i]
+            pos = i + 1
+        if delay is not None:
+            for j in range(pos, len(stops)):
+                arr[j], dep[j] = sa[j] + delay, sdp[j] + delay
+        run = -INF
+        for j in range(len(stops)):
+            run = max(run, arr[j])
+            arr[j] = run
+            run = max(run, dep[j])
+            dep[j] = run
+        rt_trips[key] = {"stops": stops, "arr": arr, "dep": dep, "pu": pu, "do": do}
+        counts["applied"] += 1
+        for j in range(len(stops) - 1):
+            hops.append((dep[j], arr[j + 1], net.stop_index[stops[j]], net.stop_index[stops[j + 1]], known[key],
+                         pu[j] != "1", do[j + 1] != "1"))
+    keep = ~np.isin(net.trip, np.fromiter(drop, dtype=np.int64, count=len(drop)))
+    cols = [net.dep[keep], net.arr[keep], net.frm[keep], net.to[keep], net.trip[keep], net.pickup_ok[keep],
+            net.dropoff_ok[keep]]
+    if hops:
+        h = list(zip(*hops))
+        cols = [np.concatenate([c, np.asarray(x, dtype=c.dtype)]) for c, x in zip(cols, h)]
+    order = np.lexsort((cols[1], cols[0]))
+    cols = [c[order] for c in cols]
+    import dataclasses
+
+    out = dataclasses.replace(net, dep=cols[0], arr=cols[1], frm=cols[2], to=cols[3], trip=cols[4],
+                              pickup_ok=cols[5], dropoff_ok=cols[6], rt_trips=rt_trips)
+    return out, counts
+
+
+# ---------------------------------------------------------------------------------------------
 # random small networks (property tests)
 
 
@@ -397,13 +520,17 @@ def check_feasible(
         sdate = date.fromisoformat(leg["service_date"])
         assert (trip_id, sdate) in keys, f"trip {trip_id} does not run on {sdate}"
         feed_id, raw = trip_id.split(":", 1)
-        rows = net.stop_times[feed_id].loc[[raw]].sort_values("seq")
-        base = net.day_starts[(feed_id, sdate)]
-        stops = (feed_id + ":" + rows["stop_id"].str.strip()).tolist()
-        deps = (rows["dp"].to_numpy() + base).tolist()
-        arrs = (rows["a"].to_numpy() + base).tolist()
-        pu = rows["pu"].tolist()
-        do = rows["do"].tolist()
+        if net.rt_trips and (trip_id, sdate) in net.rt_trips:
+            r = net.rt_trips[(trip_id, sdate)]
+            stops, deps, arrs, pu, do = r["stops"], r["dep"], r["arr"], r["pu"], r["do"]
+        else:
+            rows = net.stop_times[feed_id].loc[[raw]].sort_values("seq")
+            base = net.day_starts[(feed_id, sdate)]
+            stops = (feed_id + ":" + rows["stop_id"].str.strip()).tolist()
+            deps = (rows["dp"].to_numpy() + base).tolist()
+            arrs = (rows["a"].to_numpy() + base).tolist()
+            pu = rows["pu"].tolist()
+            do = rows["do"].tolist()
         board = [i for i, s in enumerate(stops) if s == leg["from"]["stop_id"] and deps[i] == dep and pu[i] != "1"]
         assert board, f"{trip_id} does not leave {leg['from']['stop_id']} at {leg['departure']}"
         i = board[0]

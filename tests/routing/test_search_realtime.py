@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+from google.transit import gtfs_realtime_pb2 as rt
+from gtfs_text import write_gtfs
+from reference import (RefNetwork, check_feasible, earliest_arrivals, random_feed_tables, walking_graph,
+                       with_trip_updates)
 
 from routing.compile import compile_timetable
 from routing.feeds import FeedSource
@@ -20,9 +25,13 @@ def caltrain(shared_data):
     return tt, ov
 
 
-def _leg_times_match(tt, arr, dep, leg) -> None:
-    """The ride leg's times are the (merged real-time) times of its trip at its stops."""
+def _leg_times_match(tt, arr, dep, leg, ov=None) -> None:
+    """The ride leg's times are the (merged real-time) times of its trip at its stops on an updated
+    service day, the static times on any other day."""
     t = int(np.flatnonzero(tt.trip_ids == leg["trip_id"])[0])
+    day = datetime.fromisoformat(leg["service_date"]).date()
+    if ov is not None and (t, tt.day_index(day)) not in set(zip(ov.updated_trips.tolist(), ov.trip_day.tolist())):
+        arr, dep = tt.pattern_arr, tt.pattern_dep
     p = int(tt.trip_pattern[t])
     c = t - int(tt.pattern_trip_offsets[p])
     n = int(tt.pattern_n_trips[p])
@@ -56,7 +65,7 @@ def test_itineraries_use_real_time_predictions(caltrain):
         for it in its:
             for leg in it["legs"]:
                 if leg["mode"] != "WALK":
-                    _leg_times_match(tt, arr, dep, leg)
+                    _leg_times_match(tt, arr, dep, leg, ov)
         static = earliest_arrival(tt, req)[-1]
         live = earliest_arrival(tt, req, realtime=ov)[-1]
         changed += static != live
@@ -75,3 +84,138 @@ def test_static_search_ignores_the_overlay(caltrain):
         for leg in it["legs"]:
             if leg["mode"] != "WALK":
                 _leg_times_match(tt, tt.pattern_arr, tt.pattern_dep, leg)
+
+
+# --------------------------------------------------------------------------------------------
+# the real-time oracle: the connection scan of tests/routing/reference.py on the timetable as the
+# TripUpdates message has it (read by the oracle itself, not by routing.realtime)
+
+DAY = date(2023, 11, 7)
+TZ = ZoneInfo("America/Los_Angeles")
+
+
+@pytest.fixture(scope="module")
+def rt_oracle(shared_data, caltrain):
+    tt, ov = caltrain
+    path = shared_data / "caltrain-rt" / "caltrain.zip"
+    static = RefNetwork.from_gtfs([("ct", path)], DAY)
+    net, counts = with_trip_updates(static, "ct", (shared_data / "caltrain-rt" / "ct-trip-updates.pb").read_bytes())
+    assert counts["applied"] == 19
+    return net, walking_graph(tt)
+
+
+def _queries(tt, n, seed, day, lo_h, hi_h):
+    rng = np.random.default_rng(seed)
+    served = np.flatnonzero(np.diff(tt.stop_pattern_offsets) > 0)
+    parents = sorted({int(tt.stop_parent[s]) for s in served if tt.stop_parent[s] >= 0})
+    cand = np.array(sorted(set(served.tolist()) | set(parents)))
+    out = []
+    while len(out) < n:
+        o, d = rng.choice(cand, 2, replace=False)
+        if o == tt.stop_parent[d] or d == tt.stop_parent[o] or (tt.stop_parent[o] >= 0 and tt.stop_parent[o] == d):
+            continue
+        t0 = datetime.combine(day, datetime.min.time(), tzinfo=TZ) + timedelta(
+            seconds=int(rng.integers(lo_h * 3600, hi_h * 3600)))
+        out.append(PlanRequest(str(tt.stop_ids[o]), str(tt.stop_ids[d]), depart_at=t0,
+                               max_transfers=int(rng.integers(0, 3))))
+    return out
+
+
+def test_real_time_earliest_arrivals_equal_the_real_time_oracle(caltrain, rt_oracle):
+    """Issue 13 item 2: under delays trains overtake; the search must still find the earliest arrival."""
+    tt, ov = caltrain
+    net, (fp, change) = rt_oracle
+    changed = 0
+    reqs = _queries(tt, 240, 11, DAY, 15, 20)  # the updated trains run 15:30-20:00
+    for i, req in enumerate(reqs):
+        t0 = int(req.depart_at.timestamp())
+        want = earliest_arrivals(net, req.origin, req.destination, t0, req.max_transfers + 1, fp, change,
+                                 horizon_s=14 * 3600)
+        got = earliest_arrival(tt, req, realtime=ov)
+        static = earliest_arrival(tt, req)
+        # the oracle looks 14 h ahead: compare what it can see
+        got, want, static = ([x if x is not None and x <= t0 + 14 * 3600 else None for x in v]
+                             for v in (got, want, static))
+        assert got == want, (i, req)
+        changed += got != static
+        if i < 60:
+            for it in plan(tt, req, realtime=ov):
+                check_feasible(it, net, fp, change)
+    assert changed >= 20, "the snapshot changes many of these answers"
+
+
+def test_a_snapshot_does_not_touch_other_days(caltrain):
+    """Issue 13 item 1: the 2023-11-07 snapshot leaves 2023-11-14 (and 11-06, 11-08) as scheduled."""
+    tt, ov = caltrain
+    for day, n in ((date(2023, 11, 14), 200), (date(2023, 11, 8), 60), (date(2023, 11, 6), 60)):
+        for req in _queries(tt, n, 5, day, 15, 20):
+            assert earliest_arrival(tt, req, realtime=ov) == earliest_arrival(tt, req), req
+            if day != date(2023, 11, 14):
+                continue  # (itineraries of a neighbouring day may reach the updated trains of the 7th)
+            assert [it["id"] for it in plan(tt, req, realtime=ov)] == [it["id"] for it in plan(tt, req)]
+
+
+def _random_updates(rng, tt, feed_id: str, day: date, tz) -> bytes:
+    """Random TripUpdates for trips running on ``day``: delays (often overtaking), early runs, skipped
+    stops, cancellations; absolute times or delays."""
+    m = rt.FeedMessage()
+    m.header.gtfs_realtime_version = "2.0"
+    base = int(tt.day_start_utc(0, tt.day_index(day)).timestamp())
+    m.header.timestamp = base + 12 * 3600
+    running = np.flatnonzero(tt.trips_running(tt.day_index(day)))
+    for i, t in enumerate(rng.permutation(running)[: max(1, len(running) * 2 // 3)].tolist()):
+        e = m.entity.add()
+        e.id = str(i)
+        tu = e.trip_update
+        tu.trip.trip_id = str(tt.trip_ids[t]).split(":", 1)[1]
+        tu.trip.start_date = day.strftime("%Y%m%d")
+        if rng.random() < 0.1:
+            tu.trip.schedule_relationship = rt.TripDescriptor.CANCELED
+            continue
+        p = int(tt.trip_pattern[t])
+        c = t - int(tt.pattern_trip_offsets[p])
+        a2, d2 = tt.pattern_times(p)
+        stops = tt.stop_ids[tt.pattern_stops[tt.pattern_stop_slice(p)]].tolist()
+        seqs = tt.pattern_stop_sequence[tt.pattern_stop_slice(p)].tolist()
+        for pos in sorted(rng.choice(len(stops), int(rng.integers(1, len(stops) + 1)), replace=False).tolist()):
+            u = tu.stop_time_update.add()
+            if rng.random() < 0.5:
+                u.stop_sequence = int(seqs[pos])
+            u.stop_id = stops[pos].split(":", 1)[1]
+            r = rng.random()
+            if r < 0.1 and 0 < pos < len(stops) - 1:
+                u.schedule_relationship = rt.TripUpdate.StopTimeUpdate.SKIPPED
+            elif r < 0.5:
+                u.departure.delay = int(rng.integers(-3, 40)) * 60
+            else:
+                u.arrival.time = base + int(a2[pos, c]) + int(rng.integers(-2, 40)) * 60
+                if rng.random() < 0.5:
+                    u.departure.time = u.arrival.time + int(rng.integers(0, 3)) * 60
+    return m.SerializeToString()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_delays_equal_the_real_time_oracle(tmp_path, seed):
+    """Random networks, random delays / skips / cancellations: earliest arrivals equal the oracle's on the
+    real-time timetable, every itinerary is feasible on it (issue 13 items 1-2)."""
+    rng = np.random.default_rng(1000 + seed)
+    files = random_feed_tables(rng)
+    path = write_gtfs(tmp_path / "f", files, defaults=True)
+    tt = compile_timetable([FeedSource("f", path)])
+    day = date(2025, 3, 4)
+    tz = ZoneInfo("Europe/Berlin")
+    data = _random_updates(rng, tt, "f", day, tz)
+    ov = apply_trip_updates(tt, data, "f")
+    net, _ = with_trip_updates(RefNetwork.from_gtfs([("f", path)], day), "f", data)
+    fp, change = walking_graph(tt, 1.3, 1000.0)
+    stops = tt.stop_ids.tolist()
+    for _ in range(40):
+        o, d = rng.choice(len(stops), 2, replace=False)
+        t0 = datetime.combine(day, datetime.min.time(), tzinfo=tz) + timedelta(
+            seconds=int(rng.integers(5 * 3600, 27 * 3600)))
+        req = PlanRequest(stops[o], stops[d], depart_at=t0, max_transfers=int(rng.integers(0, 3)))
+        want = earliest_arrivals(net, req.origin, req.destination, int(t0.timestamp()), req.max_transfers + 1,
+                                 fp, change, horizon_s=40 * 3600)
+        assert earliest_arrival(tt, req, realtime=ov) == want, req
+        for it in plan(tt, req, realtime=ov):
+            check_feasible(it, net, fp, change)
