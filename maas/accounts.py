@@ -12,6 +12,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from maas import audit
@@ -136,8 +137,9 @@ def create_user(session: Session, *, phone: str, password: str, name: str, role:
     return user
 
 
-def _issue_pair(session: Session, settings: Settings, user: User, *, family: str | None, now: dt.datetime) -> TokenPair:
-    jti = secrets.token_hex(16)
+def _issue_pair(session: Session, settings: Settings, user: User, *, family: str | None, now: dt.datetime,
+                jti: str | None = None) -> TokenPair:
+    jti = jti or secrets.token_hex(16)
     family = family or secrets.token_hex(16)
     session.add(RefreshToken(jti=jti, user_id=user.user_id, family=family, issued_at=now,
                              expires_at=now + dt.timedelta(seconds=settings.refresh_token_ttl_s)))
@@ -172,31 +174,41 @@ def refresh(session: Session, settings: Settings, *, refresh_token: str) -> Toke
     if row is None or row.user_id != claims["sub"]:
         raise InvalidToken("the refresh token is not known")
     now = utcnow()
-    if row.revoked_at is not None:
-        # Re-use of a rotated token means it was stolen: revoke every token of that login. The error
-        # keeps this write (see `session_scope`), so the revocation outlives the refused request.
-        revoke_family(session, family=row.family, now=now)
-        raise TokenRevoked("the refresh token has been revoked", keep_writes=True)
     user = session.get(User, row.user_id)
     if user is None or user.disabled:
         raise InvalidToken("the account is disabled")
-    pair = _issue_pair(session, settings, user, family=row.family, now=now)
-    row.revoked_at = now
-    row.replaced_by = decode_token(settings, pair.refresh_token, expected_type="refresh")["jti"]
-    session.add(row)
-    session.flush()
-    return pair
+    # Rotation is one conditional UPDATE: of concurrent presentations of the same token exactly one
+    # matches "not yet rotated" (PostgreSQL makes the others wait for its row lock, then re-check and
+    # match nothing; SQLite serializes writers). Everyone else is re-using a rotated token.
+    new_jti = secrets.token_hex(16)
+    won = session.execute(
+        sa.update(RefreshToken)
+        .where(RefreshToken.jti == row.jti, RefreshToken.revoked_at.is_(None))  # type: ignore[union-attr]
+        .values(revoked_at=now, replaced_by=new_jti)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if won != 1:
+        # Re-use of a rotated token means it was stolen: revoke every token of that login, including
+        # the one the winner just got. The error keeps this write (see `session_scope`), so the
+        # revocation outlives the refused request.
+        revoke_family(session, family=row.family, now=now)
+        raise TokenRevoked("the refresh token has been revoked", keep_writes=True)
+    session.expire(row)
+    return _issue_pair(session, settings, user, family=row.family, now=now, jti=new_jti)
 
 
 def revoke_family(session: Session, *, family: str, now: dt.datetime | None = None) -> int:
+    """Revoke every live token of one login (one statement, so it sees rows other requests committed)."""
     now = now or utcnow()
-    rows = session.exec(select(RefreshToken).where(RefreshToken.family == family,
-                                                   RefreshToken.revoked_at.is_(None))).all()  # type: ignore[union-attr]
-    for row in rows:
-        row.revoked_at = now
-        session.add(row)
     session.flush()
-    return len(rows)
+    count = session.execute(
+        sa.update(RefreshToken)
+        .where(RefreshToken.family == family, RefreshToken.revoked_at.is_(None))  # type: ignore[union-attr]
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.expire_all()
+    return int(count or 0)
 
 
 def revoke_refresh_token(session: Session, settings: Settings, *, refresh_token: str) -> None:
@@ -213,18 +225,48 @@ def principal_from_access_token(session: Session, settings: Settings, token: str
     return Principal(subject=claims["sub"], role=claims["role"], operator_id=claims.get("op"))
 
 
-def create_gate(session: Session, *, operator_id: str, stop_id: str | None = None,
+class GateStopOrRoaming(BadRequest):
+    code = "gate_stop_or_roaming"
+
+
+def create_gate(session: Session, *, operator_id: str, stop_id: str | None = None, roaming: bool = False,
                 actor: Principal | None = None) -> tuple[GateDevice, str]:
-    """Register a gate device; returns it and its bearer token (shown once, stored hashed)."""
+    """Register a gate device; returns it and its bearer token (shown once, stored hashed).
+
+    A gate stands at ``stop_id`` (it validates only there or at its parent station), or it has no stop
+    and validates nowhere unless ``roaming`` is set explicitly; never both.
+    """
+    if stop_id is not None and roaming:
+        raise GateStopOrRoaming("a gate either stands at a stop or roams, not both", details={"stop_id": stop_id})
     get_operator(session, operator_id)
     token = new_gate_token()
-    gate = GateDevice(operator_id=operator_id, stop_id=stop_id, token_hash=token_digest(token))
+    gate = GateDevice(operator_id=operator_id, stop_id=stop_id, roaming=roaming, token_hash=token_digest(token))
     session.add(gate)
     session.flush()
     audit.record(session, action="gate.create", actor_id=actor.subject if actor else None,
                  actor_role=actor.role if actor else "system", target=gate.gate_id, operator_id=operator_id,
-                 details={"stop_id": stop_id})
+                 details={"stop_id": stop_id, "roaming": roaming})
     return gate, token
+
+
+class GateNotFound(NotFound):
+    code = "gate_not_found"
+
+
+def set_gate_roaming(session: Session, *, operator_id: str, gate_id: str, roaming: bool,
+                     actor: Principal) -> GateDevice:
+    """Let a stop-less gate of ``operator_id`` roam (or stop it); audited. `GateNotFound` for another's gate."""
+    gate = session.get(GateDevice, gate_id)
+    if gate is None or gate.operator_id != operator_id:
+        raise GateNotFound("no such gate of this operator", details={"gate_id": gate_id})
+    if gate.stop_id is not None and roaming:
+        raise GateStopOrRoaming("a gate either stands at a stop or roams, not both", details={"stop_id": gate.stop_id})
+    gate.roaming = roaming
+    session.add(gate)
+    session.flush()
+    audit.record(session, action="gate.roaming", actor_id=actor.subject, actor_role=actor.role, target=gate_id,
+                 operator_id=operator_id, details={"roaming": roaming})
+    return gate
 
 
 def principal_from_gate_token(session: Session, token: str) -> Principal:
