@@ -67,10 +67,10 @@ def _load_snapshot():  # noqa: ANN202
     from maas.planner import Planner
 
     _upgrade()
-    snap = Planner(_settings(), get_engine(_settings())).refresh()
-    if snap is None:
+    planner = Planner(_settings(), get_engine(_settings()))
+    if planner.refresh() is None:
         raise NoFeeds("no feeds are imported yet: run `maas feeds import PATH --feed-id ID` first")
-    return snap
+    return planner.current()  # with the real-time snapshots `maas realtime load` / the API keep
 
 
 def _describe(it: dict[str, Any]) -> str:

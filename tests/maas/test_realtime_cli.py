@@ -1,0 +1,55 @@
+"""`maas plan` and `maas plan --batch` plan on the real-time snapshot `maas realtime load` keeps (issue 13 item 3)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from maas.cli import main
+from maas.settings import get_settings
+from routing.compile import compile_timetable
+from routing.feeds import FeedSource
+from routing.realtime import apply_trip_updates
+from routing.search import PlanRequest, plan
+
+DEPART = "2023-11-07T16:50:00-08:00"
+FROM, TO = "ct:70232", "ct:70272"  # trip 124 runs late between these platforms in the snapshot
+
+
+@pytest.fixture
+def cli_env(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
+    monkeypatch.setenv("MAAS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+    from maas.db import dispose_engines
+
+    dispose_engines()
+
+
+def _times(its: list[dict]) -> list[tuple[str, str]]:
+    return [(it["departure"], it["arrival"]) for it in its]
+
+
+def test_cli_plan_and_batch_use_the_stored_snapshot(cli_env, capsys, shared_data: Path) -> None:  # noqa: ANN001
+    ct = shared_data / "caltrain-rt"
+    tt = compile_timetable([FeedSource("ct", ct / "caltrain.zip", "caltrain")])
+    ov = apply_trip_updates(tt, (ct / "ct-trip-updates.pb").read_bytes(), "ct")
+    req = PlanRequest(FROM, TO, depart_at=datetime.fromisoformat(DEPART))
+    live, static = _times(plan(tt, req, realtime=ov)), _times(plan(tt, req))
+    assert live != static, "the snapshot changes this answer"
+
+    assert main(["feeds", "import", str(ct / "caltrain.zip"), "--feed-id", "ct", "--operator", "caltrain"]) == 0
+    assert main(["realtime", "load", str(ct / "ct-trip-updates.pb"), "--feed-id", "ct"]) == 0
+    capsys.readouterr()
+    assert main(["plan", "--from", FROM, "--to", TO, "--depart", DEPART, "--json"]) == 0
+    assert _times(json.loads(capsys.readouterr().out)["itineraries"]) == live
+    batch = cli_env / "q.jsonl"
+    batch.write_text(json.dumps({"from": FROM, "to": TO, "depart": DEPART}) + "\n", encoding="utf-8")
+    assert main(["plan", "--batch", str(batch)]) == 0
+    assert _times(json.loads(capsys.readouterr().out.splitlines()[0])["itineraries"]) == live
