@@ -28,10 +28,13 @@ import base64
 import binascii
 import io
 import math
+import os
+import queue
 import re
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -237,12 +240,16 @@ class _DlibModels:
     recognizer: Any
 
 
-_models: _DlibModels | None = None
-_models_lock = threading.Lock()
-# dlib's DNN keeps its activations in the network object: a forward pass is
-# not safe to run concurrently on one instance. HOG detection and the shape
-# predictor are const operations and run without this lock.
-_recognizer_lock = threading.Lock()
+# dlib's objects are not safe to share between threads: the DNN keeps its
+# activations in the network object, and the HOG detector and shape predictor
+# keep scratch state too (concurrent calls crashed the process). Each call
+# therefore checks out a whole model set of its own from a small pool: as many
+# sets as there are cores, created lazily, so requests encode in parallel but
+# never share a dlib object.
+_POOL_SIZE = max(1, min(os.cpu_count() or 1, 4))
+_pool: queue.LifoQueue[_DlibModels] = queue.LifoQueue()
+_pool_lock = threading.Lock()
+_pool_created = 0
 
 
 def model_paths() -> dict[str, Path]:
@@ -259,21 +266,47 @@ def model_paths() -> dict[str, Path]:
     return paths
 
 
-def _load_models() -> _DlibModels:
-    """Loads the dlib models once per process (lazily, thread-safe)."""
-    global _models
-    if _models is None:
-        with _models_lock:
-            if _models is None:
-                import dlib
+def _new_models() -> _DlibModels:
+    import dlib
 
-                paths = model_paths()
-                _models = _DlibModels(
-                    detector=dlib.get_frontal_face_detector(),
-                    shape_predictor=dlib.shape_predictor(str(paths["shape_predictor"])),
-                    recognizer=dlib.face_recognition_model_v1(str(paths["recognizer"])),
-                )
-    return _models
+    paths = model_paths()
+    return _DlibModels(
+        detector=dlib.get_frontal_face_detector(),
+        shape_predictor=dlib.shape_predictor(str(paths["shape_predictor"])),
+        recognizer=dlib.face_recognition_model_v1(str(paths["recognizer"])),
+    )
+
+
+@contextmanager
+def _checked_out_models() -> Iterator[_DlibModels]:
+    """One model set for this caller alone (blocks while all sets are in use)."""
+    global _pool_created
+    try:
+        models = _pool.get_nowait()
+    except queue.Empty:
+        with _pool_lock:
+            create = _pool_created < _POOL_SIZE
+            if create:
+                _pool_created += 1
+        if create:
+            try:
+                models = _new_models()
+            except BaseException:
+                with _pool_lock:
+                    _pool_created -= 1
+                raise
+        else:
+            models = _pool.get()
+    try:
+        yield models
+    finally:
+        _pool.put(models)
+
+
+def _load_models() -> None:
+    """Loads one model set now, so the first request does not pay for it."""
+    with _checked_out_models():
+        pass
 
 
 class DlibFaceEncoder:
@@ -336,10 +369,9 @@ class DlibFaceEncoder:
         """`encode` for an already decoded ``uint8`` RGB array of shape ``(h, w, 3)``."""
         import dlib
 
-        models = _load_models()
-        face = self._single_face(models, rgb, dlib)
-        landmarks = models.shape_predictor(rgb, face)
-        with _recognizer_lock:
+        with _checked_out_models() as models:
+            face = self._single_face(models, rgb, dlib)
+            landmarks = models.shape_predictor(rgb, face)
             descriptor = models.recognizer.compute_face_descriptor(rgb, landmarks, self.num_jitters)
         return np.asarray(descriptor, dtype=np.float32).reshape(EMBEDDING_DIM)
 
