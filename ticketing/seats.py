@@ -19,7 +19,9 @@ from collections.abc import Sequence
 
 import redis
 
-# KEYS[1] set; ARGV: now_ms, expiry_ms, capacity, n, hold_id, key_expire_at_ms.
+# KEYS[1] set; ARGV: now_ms, expiry_ms, capacity, n, hold_id, key_ttl_ms.
+# The key's lifetime is relative (PEXPIRE, never shortened), so it follows the
+# caller's clock (``now``) and not Redis's: an injected clock stays consistent.
 # Returns the hold's seat numbers, or {} when the trip cannot seat n more.
 _ACQUIRE = """
 local key = KEYS[1]
@@ -43,7 +45,7 @@ for _, m in ipairs(members) do
 end
 if #mine == n then
   for _, seat in ipairs(mine) do redis.call('ZADD', key, 'XX', ARGV[2], seat .. suffix) end
-  redis.call('PEXPIREAT', key, ARGV[6])
+  if redis.call('PTTL', key) < tonumber(ARGV[6]) then redis.call('PEXPIRE', key, ARGV[6]) end
   return mine
 end
 for _, seat in ipairs(mine) do redis.call('ZREM', key, seat .. suffix) end
@@ -57,7 +59,7 @@ while #out < n do
   end
   seat = seat + 1
 end
-redis.call('PEXPIREAT', key, ARGV[6])
+if redis.call('PTTL', key) < tonumber(ARGV[6]) then redis.call('PEXPIRE', key, ARGV[6]) end
 return out
 """
 
@@ -84,9 +86,11 @@ def _ms(t: dt.datetime) -> int:
     return int(t.timestamp() * 1000)
 
 
-def _key_expiry(service_date: str) -> int:
+def _key_ttl_ms(service_date: str, until: dt.datetime, now: dt.datetime) -> int:
+    """How long the set must live, from ``now``: past the service day (+3 days) and past every hold in it."""
     day = dt.date.fromisoformat(service_date)
-    return _ms(dt.datetime.combine(day + dt.timedelta(days=3), dt.time(), tzinfo=dt.UTC))
+    end = max(dt.datetime.combine(day + dt.timedelta(days=3), dt.time(), tzinfo=dt.UTC), until)
+    return max(_ms(end) - _ms(now), 60_000)
 
 
 def acquire(client: redis.Redis, *, key: str, service_date: str, hold_id: str, seats: int, capacity: int,
@@ -96,7 +100,8 @@ def acquire(client: redis.Redis, *, key: str, service_date: str, hold_id: str, s
     Idempotent per ``hold_id``: calling it again with the same count extends
     the same seats; if the hold had expired it takes free seats again.
     """
-    out = client.eval(_ACQUIRE, 1, key, _ms(now), _ms(until), capacity, seats, hold_id, _key_expiry(service_date))
+    out = client.eval(_ACQUIRE, 1, key, _ms(now), _ms(until), capacity, seats, hold_id,
+                      _key_ttl_ms(service_date, until, now))
     got = [int(s) for s in out]
     return got if len(got) == seats else None
 

@@ -6,15 +6,25 @@ import datetime as dt
 import random
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from ticketing import seats
 
-NOW = dt.datetime(2026, 11, 22, 8, 0, tzinfo=dt.UTC)
-DAY = "2026-11-22"
+# The clock the code is given, a year behind, at, and a year ahead of the wall clock
+# that Redis keeps: holds must follow the injected clock, whatever Redis's own is.
+CLOCK_OFFSETS = pytest.mark.parametrize("offset_days", [-365, 0, 365])
 
 
-def test_concurrent_holds_never_exceed_capacity(settings):
+def _clock(offset_days: int) -> tuple[dt.datetime, str]:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=offset_days)
+    return now, now.date().isoformat()
+
+
+@CLOCK_OFFSETS
+def test_concurrent_holds_never_exceed_capacity(settings, offset_days):
     from maas.redis_client import get_redis
 
+    NOW, DAY = _clock(offset_days)
     r = get_redis(settings)
     key = seats.hold_key("yx-coach:YX-QS_0_01", DAY)
     capacity = 25
@@ -36,9 +46,11 @@ def test_concurrent_holds_never_exceed_capacity(settings):
             assert wants[i] > capacity - len(granted)
 
 
-def test_holds_lapse_by_themselves_and_confirmed_seats_stay(settings):
+@CLOCK_OFFSETS
+def test_holds_lapse_by_themselves_and_confirmed_seats_stay(settings, offset_days):
     from maas.redis_client import get_redis
 
+    NOW, DAY = _clock(offset_days)
     r = get_redis(settings)
     key = seats.hold_key("yx-coach:T", DAY)
     kw = {"key": key, "service_date": DAY, "capacity": 2, "now": NOW}
@@ -55,3 +67,22 @@ def test_holds_lapse_by_themselves_and_confirmed_seats_stay(settings):
     assert seats.release(r, key=key, hold_id="c") == 1
     assert seats.occupied(r, key=key, now=later) == 1
     assert seats.release(r, key=key, hold_id="a", seat=1) == 1 and seats.occupied(r, key=key, now=later) == 0
+
+
+@CLOCK_OFFSETS
+def test_the_set_lives_past_its_service_day_and_its_longest_hold(settings, offset_days):
+    from maas.redis_client import get_redis
+
+    r = get_redis(settings)
+    now, day = _clock(offset_days)
+    key = seats.hold_key("yx-coach:T", day)
+    kw = {"key": key, "service_date": day, "capacity": 2, "now": now}
+    assert seats.acquire(r, hold_id="a", seats=1, until=now + dt.timedelta(minutes=10), **kw) == [1]
+    ttl_days = r.pttl(key) / 86_400_000
+    service_end = dt.datetime.combine(dt.date.fromisoformat(day) + dt.timedelta(days=3), dt.time(), tzinfo=dt.UTC)
+    assert abs(ttl_days - (service_end - now).total_seconds() / 86_400) < 0.01
+    # a sold seat kept for a week extends the set's life; a shorter hold never shortens it
+    assert seats.acquire(r, hold_id="b", seats=1, until=now + dt.timedelta(days=7), **kw) == [2]
+    assert 6.99 < r.pttl(key) / 86_400_000 <= 7
+    assert seats.acquire(r, hold_id="a", seats=1, until=now + dt.timedelta(minutes=20), **kw) == [1]
+    assert 6.99 < r.pttl(key) / 86_400_000 <= 7
