@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import sqlalchemy as sa
 from sqlmodel import select
 
@@ -48,12 +50,9 @@ def test_request_is_one_transaction_rolled_back_on_error(client, login, engine) 
 
 
 def test_session_scope_rolls_back_everything_on_error(engine) -> None:  # noqa: ANN001
-    try:
-        with session_scope(engine) as s:
-            accounts.ensure_operator(s, operator_id="half", name="half")
-            raise RuntimeError("boom")
-    except RuntimeError:
-        pass
+    with pytest.raises(RuntimeError, match="boom"), session_scope(engine) as s:
+        accounts.ensure_operator(s, operator_id="half", name="half")
+        raise RuntimeError("boom")
     with session_scope(engine) as s:
         assert s.exec(select(Operator).where(Operator.operator_id == "half")).first() is None
 
