@@ -16,6 +16,47 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MAAS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")).resolve()
 
 
+# --- the clock ----------------------------------------------------------------
+#
+# Nothing in the suite may depend on the day it runs. ``--clock-shift-days N``
+# (or MAAS_TEST_CLOCK_SHIFT_DAYS) moves the clock of this process and of every
+# Python process the tests start N days away from the machine's, with
+# time-machine; Redis and PostgreSQL keep the real clock, so code that mixes
+# the two fails. ``make test`` runs the suite once as it is and once a year ahead.
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--clock-shift-days", type=int, default=int(os.environ.get("MAAS_TEST_CLOCK_SHIFT_DAYS", "0")),
+                     help="run the suite with the clock moved this many days (time-machine)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    days = config.getoption("--clock-shift-days")
+    if not days:
+        return
+    import datetime as dt
+
+    import time_machine
+
+    start = dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
+    traveller = time_machine.travel(start, tick=True)
+    traveller.start()
+    config._maas_clock = traveller  # type: ignore[attr-defined]
+    # Python subprocesses (maas demo, the CLI) start on the same shifted clock.
+    os.environ["MAAS_TEST_CLOCK_SHIFT_DAYS"] = str(days)
+    os.environ["MAAS_TEST_CLOCK_EPOCH"] = repr(start.timestamp())
+    site = str(Path(__file__).resolve().parent / "clockshift")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (site, os.environ.get("PYTHONPATH", "")) if p)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    days = config.getoption("--clock-shift-days")
+    if days:
+        import datetime as dt
+
+        return f"clock shifted by {days} days: now {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}"
+    return None
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The directory of real feeds and photos (see its README)."""
@@ -47,6 +88,38 @@ def _with_database(url: str, name: str) -> str:
     return f"{base}/{name}"
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def drop_stale_test_databases(admin) -> list[str]:  # noqa: ANN001
+    """Drops the databases that crashed test sessions left behind; returns their names.
+
+    A session's database is ``maas_test_<pid>_<hex>``: it is stale when no
+    process ``pid`` runs on this machine. Older names without a pid are stale
+    when nobody is connected to them. A live session's database is never touched.
+    """
+    rows = admin.execute("SELECT d.datname, (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname) "
+                         "FROM pg_database d WHERE d.datname LIKE 'maas\\_test\\_%'").fetchall()
+    dropped = []
+    for name, connections in rows:
+        parts = name.split("_")
+        if len(parts) == 4 and parts[2].isdigit():
+            stale = not _pid_alive(int(parts[2]))
+        else:
+            stale = connections == 0
+        if stale:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            dropped.append(name)
+    return dropped
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> _Iterator[dict]:
     """A migrated database and a Redis for one backend, shared by the session's tests."""
@@ -65,11 +138,12 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     import psycopg
     import redis as _redis
 
-    name = f"maas_test_{_secrets.token_hex(4)}"
+    name = f"maas_test_{os.getpid()}_{_secrets.token_hex(4)}"
     try:
         admin = psycopg.connect(PG_ADMIN_URL, autocommit=True)
     except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL is required for the postgres backend ({PG_ADMIN_URL}): {exc}")
+    drop_stale_test_databases(admin)
     admin.execute(f'CREATE DATABASE "{name}"')
     try:
         _redis.Redis.from_url(REDIS_TEST_URL).ping()
