@@ -14,11 +14,15 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from tests.feed_shift import shift_feed_weeks, weeks_until
 from tests.stripe_server import FakeStripe, sign_payload
 from tests.ticketing_support import SHANGHAI, Clock, buy, gate_headers, load_feeds, plan, traveler
 
 WEBHOOK_SECRET = "whsec_test_" + "s3cr3t"
-DAY = dt.date(2026, 1, 28)  # inside the feed's only week of service
+FEED_DAY = dt.date(2026, 1, 28)  # a Wednesday of the published feed's only week of service
+# The feed moved by whole weeks so that this Wednesday is in the coming week, whatever the day the suite runs.
+WEEKS = weeks_until(FEED_DAY, dt.date.today() + dt.timedelta(days=1))
+DAY = FEED_DAY + dt.timedelta(weeks=WEEKS)
 OPERATOR = "mtr-hsr"
 
 
@@ -40,8 +44,14 @@ def fare_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def xrl_feed(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return shift_feed_weeks(shared_data / "hk-xrl" / "hk_xrl.zip",
+                            tmp_path_factory.mktemp("xrl-feed") / "hk_xrl.zip", WEEKS)
+
+
 @pytest.fixture
-def xrl(settings, engine, shared_data, stripe_server, fare_table, tmp_path_factory):  # noqa: ANN001, ANN201
+def xrl(settings, engine, xrl_feed, stripe_server, fare_table, tmp_path_factory):  # noqa: ANN001, ANN201
     from fastapi.testclient import TestClient
 
     from maas.app import create_app
@@ -52,7 +62,7 @@ def xrl(settings, engine, shared_data, stripe_server, fare_table, tmp_path_facto
                                     "operator_fare_tables_file": fare_table})
     app = create_app(s)
     with TestClient(app, raise_server_exceptions=True) as client:
-        load_feeds(app, engine, [(shared_data / "hk-xrl" / "hk_xrl.zip", "hk-xrl", OPERATOR)],
+        load_feeds(app, engine, [(xrl_feed, "hk-xrl", OPERATOR)],
                    tmp_path_factory.getbasetemp() / "xrl-timetables")
         app.state.clock = Clock(dt.datetime.combine(DAY, dt.time(6, 30), SHANGHAI))
         yield client, app, fake
