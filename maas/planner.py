@@ -38,8 +38,12 @@ class Snapshot:
     sources: tuple[FeedSource, ...]
     loaded_at: float
     from_cache: bool
-    realtime: Any = None  #: a routing.realtime.RealtimeOverlay
-    realtime_info: dict[str, Any] = field(default_factory=dict)
+    realtime: Any = None  #: a routing.realtime.RealtimeOverlay: every feed's latest snapshot merged
+    realtime_info: dict[str, Any] = field(default_factory=dict)  #: what the latest load reported
+    #: feed_id -> that feed's own latest overlay (a feed's snapshot replaces only its own)
+    realtime_feeds: dict[str, Any] = field(default_factory=dict)
+    #: feed_id -> {"timestamp", "loaded_at", "trip_updates", "matched", "unmatched", ...} per feed
+    realtime_status: dict[str, dict[str, Any]] = field(default_factory=dict)
     fares: FareEngine | None = None
     #: Namespaced trip id -> seats, for reserved-seat (coach) trips.
     seat_capacity: dict[str, int] = field(default_factory=dict)
@@ -97,7 +101,7 @@ class Planner:
         self.engine = engine
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
-        self._realtime_seen = 0.0
+        self._realtime_seen: dict[str, float] = {}
         self._realtime_checked = 0.0
 
     @property
@@ -131,26 +135,28 @@ class Planner:
 
     # Real time ------------------------------------------------------------------------------------
     #
-    # The latest TripUpdates snapshot is kept as a file in <data_dir>/realtime/, so every worker process
-    # (and a server started later) applies the same one; a worker notices a newer file within a second.
+    # Each feed's latest TripUpdates snapshot is kept as a file <data_dir>/realtime/<feed_id>.pb, so every
+    # worker process (and a server started later) applies the same ones; a worker notices a newer file
+    # within a second. One overlay per feed, merged for planning: a feed's snapshot replaces its own only.
 
     @property
     def realtime_dir(self) -> Path:
         return self.settings.data_dir / "realtime"
 
     def apply_realtime(self, data: bytes, feed_id: str) -> dict[str, Any]:
-        """Apply a GTFS-Realtime TripUpdates snapshot without recompiling, and keep it for other workers.
+        """Apply a GTFS-Realtime TripUpdates snapshot of one feed without recompiling, and keep it for
+        other workers. It replaces that feed's previous snapshot only.
 
         Raises `routing.errors.RealtimeError` for a message that cannot be parsed (nothing is kept then).
         """
         snap = self.current()
-        info = self._apply(snap, data, feed_id)
         self.realtime_dir.mkdir(parents=True, exist_ok=True)
         target = self.realtime_dir / f"{feed_id}.pb"
+        info = self._apply(snap, data, feed_id)
         tmp = target.with_suffix(".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, target)
-        self._realtime_seen = max(self._realtime_seen, target.stat().st_mtime)
+        self._realtime_seen[feed_id] = target.stat().st_mtime
         return info
 
     def _apply(self, snap: Snapshot, data: bytes, feed_id: str) -> dict[str, Any]:
@@ -159,13 +165,28 @@ class Planner:
         overlay = apply_trip_updates(snap.timetable, data, feed_id)
         info = {"feed_id": feed_id, "timestamp": int(overlay.timestamp), "counts": dict(overlay.counts),
                 "unmatched_trips": len(overlay.unmatched_trip_ids), "warnings": list(overlay.warnings[:20])}
+        status = {"timestamp": int(overlay.timestamp), "loaded_at": time.time(),
+                  "trip_updates": int(overlay.counts.get("trip_updates", 0)),
+                  "matched": int(overlay.counts.get("matched", 0)), "cancelled": int(overlay.counts.get("cancelled", 0)),
+                  "unmatched": int(overlay.counts.get("unmatched", 0)),
+                  "unmatched_by_cause": dict(overlay.counts.get("unmatched_by_cause", {}))}
         with self._lock:
-            if self._snapshot is snap:
-                self._snapshot = dataclasses.replace(snap, realtime=overlay, realtime_info=info)
+            current = self._snapshot
+            if current is not None and current.timetable is snap.timetable:
+                self._snapshot = self._with_overlay(current, feed_id, overlay, info, status)
         return info
 
+    @staticmethod
+    def _with_overlay(snap: Snapshot, feed_id: str, overlay: Any, info: dict, status: dict) -> Snapshot:
+        from routing.realtime import merge_overlays
+
+        feeds = {**snap.realtime_feeds, feed_id: overlay}
+        return dataclasses.replace(
+            snap, realtime=merge_overlays(snap.timetable, [feeds[f] for f in sorted(feeds)]), realtime_info=info,
+            realtime_feeds=feeds, realtime_status={**snap.realtime_status, feed_id: status})
+
     def _sync_realtime(self, snap: Snapshot) -> None:
-        """Pick up a snapshot another worker (or `maas realtime load`) stored; at most one check a second."""
+        """Pick up the snapshots other workers (or `maas realtime load`) stored; at most one check a second."""
         now = time.monotonic()
         if now - self._realtime_checked < 1.0:
             return
@@ -175,20 +196,31 @@ class Planner:
         except OSError:
             return
         known = {s.feed_id for s in snap.sources}
-        files = [(m, p) for m, p in files if p.stem in known]
-        if not files:
-            return
-        mtime, path = max(files)
-        if mtime > self._realtime_seen or snap.realtime is None:
-            self._realtime_seen = mtime
-            try:
-                self._apply(snap, path.read_bytes(), path.stem)
-            except Exception as exc:  # noqa: BLE001 - a bad stored file must not break planning
-                log.warning("realtime_sync_failed", feed_id=path.stem, error=type(exc).__name__)
+        for mtime, path in sorted(files):
+            feed_id = path.stem
+            if feed_id not in known:
+                continue
+            current = self._snapshot or snap
+            if mtime > self._realtime_seen.get(feed_id, 0.0) or feed_id not in current.realtime_feeds:
+                self._realtime_seen[feed_id] = mtime
+                try:
+                    self._apply(current, path.read_bytes(), feed_id)
+                except Exception as exc:  # noqa: BLE001 - a bad stored file must not break planning
+                    log.warning("realtime_sync_failed", feed_id=feed_id, error=type(exc).__name__)
+
+    def realtime_feeds_info(self) -> dict[str, dict[str, Any]]:
+        """Per feed: its snapshot's timestamp, ``age_s`` (now minus that timestamp), when it was loaded, counts."""
+        snap = self._snapshot
+        if snap is None:
+            return {}
+        now = time.time()
+        return {f: {**st, "age_s": (round(now - st["timestamp"], 1) if st["timestamp"] else None)}
+                for f, st in sorted(snap.realtime_status.items())}
 
     def info(self) -> dict[str, Any] | None:
         snap = self._snapshot
         if snap is None:
             return None
         return {"feeds": [s.feed_id for s in snap.sources], "from_cache": snap.from_cache,
-                "stops": int(len(snap.timetable.stop_ids)), "realtime": snap.realtime_info or None}
+                "stops": int(len(snap.timetable.stop_ids)), "realtime": snap.realtime_info or None,
+                "realtime_feeds": self.realtime_feeds_info()}

@@ -129,11 +129,13 @@ def _ride_leg(tt: Timetable, prep: _Prepared, ride: tuple[int, int, int, int, in
     dep = int(P_dep[tb + b * n + c]) + shift
     arr = int(P_arr[tb + a * n + c]) + shift
     stops = [int(s) for s in tt.pattern_stops[so + b: so + a + 1]]
+    rtm = tt.meta.get("realtime")
+    skipped = rtm["skipped"] if rtm is not None else ()
     inter = []
     for pos in range(b + 1, a):
         s = int(tt.pattern_stops[so + pos])
         ref_s = _stop_ref(tt, s)
-        if int(P_arr[tb + pos * n + c]) >= int(SKIP):
+        if (so + pos) in skipped or int(P_arr[tb + pos * n + c]) >= int(SKIP):
             continue  # skipped by this trip (real time)
         ref_s["arrival"] = _iso(ref + int(P_arr[tb + pos * n + c]) + shift, tz)
         ref_s["departure"] = _iso(ref + int(P_dep[tb + pos * n + c]) + shift, tz)
@@ -150,11 +152,34 @@ def _ride_leg(tt: Timetable, prep: _Prepared, ride: tuple[int, int, int, int, in
         "service_date": service_day.isoformat(),
         "from": _stop_ref(tt, stops[0]), "to": _stop_ref(tt, stops[-1]),
         "departure": _iso(ref + dep, tz), "arrival": _iso(ref + arr, tz),
+        **_realtime_fields(tt, trip, p, b, a, dep - shift, arr - shift),
         "distance_m": 0,
         "intermediate_stops": inter,
         "geometry": None,
         "_dep": dep, "_arr": arr, "_tz": tz, "_shape": (trip, so + b, so + a, stops),
     }
+
+
+def _realtime_fields(tt: Timetable, trip: int, p: int, b: int, a: int, dep: int, arr: int) -> dict:
+    """``realtime`` (the times are a real-time prediction), ``delay_s`` / ``arrival_delay_s`` (against the
+    schedule at the boarding / alighting stop; None for a trip the schedule does not have) and
+    ``realtime_timestamp`` (the snapshot's time) of a ride."""
+    rtm = tt.meta.get("realtime")
+    if rtm is None or not bool(rtm["rt_trip"][trip]):
+        return {"realtime": False, "delay_s": None}
+    feed = str(tt.feed_ids[int(tt.route_feed[int(tt.trip_route[trip])])])
+    stamp = rtm["feeds"].get(feed)
+    out = {"realtime": True, "delay_s": None, "arrival_delay_s": None,
+           "realtime_timestamp": datetime.fromtimestamp(stamp, timezone.utc).isoformat() if stamp else None}
+    base = int(rtm["base_trip"][trip])
+    if base >= 0:
+        bp = int(tt.trip_pattern[base])
+        bn = int(tt.pattern_n_trips[bp])
+        bc = base - int(tt.pattern_trip_offsets[bp])
+        bt = int(tt.pattern_time_offsets[bp])
+        out["delay_s"] = dep - int(tt.pattern_dep[bt + b * bn + bc])
+        out["arrival_delay_s"] = arr - int(tt.pattern_arr[bt + a * bn + bc])
+    return out
 
 
 def _finish_ride_leg(tt: Timetable, leg: dict) -> None:

@@ -75,6 +75,8 @@ class RealtimeOverlay:
     unmatched_trip_ids: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     counts: dict = field(default_factory=dict)
+    #: feed_id -> header timestamp of the snapshot each feed's part comes from (several after a merge)
+    feed_timestamps: dict = field(default_factory=dict)
 
     def pattern_times(self, tt: Timetable, p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """``(arr, dep, skipped)`` of pattern ``p`` shaped (stops, trips), or None if not overlaid."""
@@ -359,8 +361,44 @@ def _build_overlay(tt, feed_id, ts, cancelled, blocks, upd_trip, upd_day, unmatc
         time_offsets=offs, arr=flat(0, np.int32), dep=flat(1, np.int32), skipped=flat(2, bool),
         pattern_fifo=fifo, updated_trips=ut, updated_pattern=up, updated_column=uc,
         trip_day=np.asarray(upd_day, dtype=np.int32), unmatched_trip_ids=tuple(unmatched),
-        warnings=tuple(warnings), counts=counts,
+        warnings=tuple(warnings), counts=counts, feed_timestamps={feed_id: ts},
     )
+
+
+def merge_overlays(tt: Timetable, overlays) -> RealtimeOverlay | None:
+    """One overlay holding several feeds' overlays (each feed's own latest snapshot; their trips are disjoint).
+
+    ``None`` for no overlays. The result has the interface of a single overlay
+    (``feed_id`` is the feeds joined by ``+``, ``timestamp`` the oldest).
+    """
+    overlays = [o for o in overlays if o is not None]
+    if not overlays:
+        return None
+    if len(overlays) == 1:
+        return overlays[0]
+    cancelled = np.zeros(tt.n_trips, dtype=bool)
+    blocks: dict[int, list[np.ndarray]] = {}
+    upd_trip: list[int] = []
+    upd_day: list[int] = []
+    for ov in overlays:
+        cancelled |= np.asarray(ov.trip_cancelled, dtype=bool)
+        for p in np.asarray(ov.patterns).tolist():
+            a, d, sk = ov.pattern_times(tt, p)
+            blocks[p] = [a, d, sk]
+        upd_trip.extend(np.asarray(ov.updated_trips).tolist())
+        upd_day.extend(np.asarray(ov.trip_day).tolist())
+    counts: dict = {}
+    for ov in overlays:
+        for k, v in ov.counts.items():
+            if isinstance(v, int):
+                counts[k] = counts.get(k, 0) + v
+    stamps = {k: v for ov in overlays for k, v in ov.feed_timestamps.items()}
+    merged = _build_overlay(tt, "+".join(o.feed_id for o in overlays), min(o.timestamp for o in overlays),
+                            cancelled, blocks, upd_trip, upd_day,
+                            [u for o in overlays for u in o.unmatched_trip_ids],
+                            [w for o in overlays for w in o.warnings], counts)
+    object.__setattr__(merged, "feed_timestamps", stamps)
+    return merged
 
 
 # --------------------------------------------------------------------------------------------
@@ -453,11 +491,12 @@ def realtime_view(tt: Timetable, overlays) -> Timetable:
         rt_trips.extend(tr)
         removed.extend(rm)
         rt_trips.extend(getattr(ov, "added", ()) or ())
-    return _extend_timetable(tt, rt_trips, removed, [o.feed_id for o in overlays])
+    stamps = {k: v for o in overlays for k, v in (o.feed_timestamps or {o.feed_id: o.timestamp}).items()}
+    return _extend_timetable(tt, rt_trips, removed, stamps)
 
 
 def _extend_timetable(tt: Timetable, rt_trips: list[RtTrip], removed: list[tuple[int, int]],
-                      feeds: list[str]) -> Timetable:
+                      feeds: dict[str, int]) -> Timetable:
     import dataclasses
 
     T, P, S = tt.n_trips, tt.n_patterns, tt.n_stops
@@ -569,7 +608,7 @@ def _extend_timetable(tt: Timetable, rt_trips: list[RtTrip], removed: list[tuple
     base_trip = np.concatenate([np.full(T, -1, dtype=np.int32), np.asarray([r.base for r in ordered], dtype=np.int32)])
     meta = dict(tt.meta)
     meta["realtime"] = {"base_trip": base_trip, "rt_trip": np.arange(T + n_new) >= T, "skipped": skipped_pos,
-                        "feeds": list(feeds), "static": tt}
+                        "feeds": dict(feeds), "static": tt}
     view = dataclasses.replace(
         tt,
         trip_ids=strcat(tt.trip_ids, [r.trip_id for r in ordered]),

@@ -43,3 +43,44 @@ def test_realtime_refused_for_garbage_unknown_feed_and_other_operators(client, l
     assert client.post("/v1/realtime/ct", content=data, headers=other_staff).status_code == 403
     _, own_staff = login("operator", "caltrain")
     assert client.post("/v1/realtime/ct", content=data, headers=own_staff).status_code == 200
+
+
+def _empty_message() -> bytes:
+    from google.transit import gtfs_realtime_pb2 as rt
+
+    m = rt.FeedMessage()
+    m.header.gtfs_realtime_version = "2.0"
+    m.header.timestamp = 1699405600
+    return m.SerializeToString()
+
+
+def test_one_overlay_per_feed(client, login, app, engine, settings, shared_data) -> None:  # noqa: ANN001
+    """Issue 13 item 4: an empty snapshot of another feed leaves the first feed's real time in place."""
+    _import_caltrain(engine, shared_data)
+    with session_scope(engine) as s:
+        import_feed(s, path=shared_data / "hk-xrl" / "hk_xrl.zip", feed_id="xrl", operator_id="mtr")
+    app.state.planner.refresh()
+    _, admin = login("admin")
+    data = (shared_data / "caltrain-rt" / "ct-trip-updates.pb").read_bytes()
+    assert client.post("/v1/realtime/ct", content=data, headers=admin).status_code == 200
+    q = {"from": "ct:70232", "to": "ct:70272", "depart_at": "2023-11-07T16:50:00-08:00"}
+    live = client.get("/v1/plan", params=q, headers=admin).json()["itineraries"]
+    ride = next(leg for leg in live[0]["legs"] if leg["mode"] != "WALK")
+    assert ride["realtime"] is True and ride["delay_s"] == 124  # trip 124 leaves 70232 at 17:05:04, not 17:03
+    assert client.post("/v1/realtime/xrl", content=_empty_message(), headers=admin).status_code == 200
+    assert client.get("/v1/plan", params=q, headers=admin).json()["itineraries"] == live
+    snap = app.state.planner.snapshot
+    assert sorted(snap.realtime_feeds) == ["ct", "xrl"] and len(snap.realtime.updated_trips) == 19
+    feeds = client.get("/health").json()["timetable"]["realtime_feeds"]
+    assert feeds["ct"]["timestamp"] == 1699405534 and feeds["ct"]["age_s"] > 0 and feeds["ct"]["trip_updates"] == 19
+    assert feeds["xrl"]["trip_updates"] == 0
+    # another worker applies both stored snapshots, each to its own feed
+    other = create_app(settings, load_timetable=False)
+    osnap = other.state.planner.current()
+    assert sorted(osnap.realtime_feeds) == ["ct", "xrl"] and len(osnap.realtime.updated_trips) == 19
+    # a newer snapshot of ct replaces ct's only
+    assert client.post("/v1/realtime/ct", content=_empty_message(), headers=admin).status_code == 200
+    snap = app.state.planner.snapshot
+    assert sorted(snap.realtime_feeds) == ["ct", "xrl"] and len(snap.realtime.updated_trips) == 0
+    static = client.get("/v1/plan", params=q, headers=admin).json()["itineraries"]
+    assert static != live and all(not leg.get("realtime") for it in static for leg in it["legs"])

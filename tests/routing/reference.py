@@ -111,7 +111,8 @@ class RefNetwork:
     stop_times: dict[str, pd.DataFrame] | None = None  # feed_id -> stop_times (seconds), for check_feasible
     day_starts: dict[tuple[str, date], int] | None = None  # (feed_id, day) -> epoch of GTFS time 0
     stop_coords: dict[str, tuple[float, float]] | None = None
-    #: real time: (trip_id, service date) -> {"stops", "arr", "dep" (epoch), "pu", "do"} replacing the schedule
+    #: real time: (trip_id, service date) -> {"stops", "arr", "dep" (epoch), "pu", "do", "skipped"}
+    #: replacing the schedule
     rt_trips: dict[tuple[str, date], dict] | None = None
 
     @classmethod
@@ -331,6 +332,7 @@ def with_trip_updates(net: RefNetwork, feed_id: str, data: bytes) -> tuple[RefNe
         arr, dep = list(sa), list(sdp)
         pu = rows["pu"].tolist()
         do = rows["do"].tolist()
+        skipped = [False] * len(stops)
         delay = None
         pos = 0
         for u in tu.stop_time_update:
@@ -347,6 +349,7 @@ def with_trip_updates(net: RefNetwork, feed_id: str, data: bytes) -> tuple[RefNe
                 delay = None
             elif u.schedule_relationship == rtpb.TripUpdate.StopTimeUpdate.SKIPPED:
                 pu[i] = do[i] = "1"
+                skipped[i] = True
                 if delay is not None:
                     arr[i], dep[i] = sa[i] + delay, sdp[i] + delay
             else:
@@ -377,7 +380,7 @@ def with_trip_updates(net: RefNetwork, feed_id: str, data: bytes) -> tuple[RefNe
             arr[j] = run
             run = max(run, dep[j])
             dep[j] = run
-        rt_trips[key] = {"stops": stops, "arr": arr, "dep": dep, "pu": pu, "do": do}
+        rt_trips[key] = {"stops": stops, "arr": arr, "dep": dep, "pu": pu, "do": do, "skipped": skipped}
         counts["applied"] += 1
         for j in range(len(stops) - 1):
             hops.append((dep[j], arr[j + 1], net.stop_index[stops[j]], net.stop_index[stops[j + 1]], known[key],
@@ -523,6 +526,7 @@ def check_feasible(
         if net.rt_trips and (trip_id, sdate) in net.rt_trips:
             r = net.rt_trips[(trip_id, sdate)]
             stops, deps, arrs, pu, do = r["stops"], r["dep"], r["arr"], r["pu"], r["do"]
+            skipped = r["skipped"]
         else:
             rows = net.stop_times[feed_id].loc[[raw]].sort_values("seq")
             base = net.day_starts[(feed_id, sdate)]
@@ -531,6 +535,7 @@ def check_feasible(
             arrs = (rows["a"].to_numpy() + base).tolist()
             pu = rows["pu"].tolist()
             do = rows["do"].tolist()
+            skipped = [False] * len(stops)
         board = [i for i, s in enumerate(stops) if s == leg["from"]["stop_id"] and deps[i] == dep and pu[i] != "1"]
         assert board, f"{trip_id} does not leave {leg['from']['stop_id']} at {leg['departure']}"
         i = board[0]
@@ -538,7 +543,8 @@ def check_feasible(
                   if stops[j] == leg["to"]["stop_id"] and arrs[j] == arr and do[j] != "1"]
         assert alight, f"{trip_id} does not reach {leg['to']['stop_id']} at {leg['arrival']} after boarding"
         j = alight[0]
-        assert [x["stop_id"] for x in leg["intermediate_stops"]] == stops[i + 1: j], "intermediate stops"
+        assert [x["stop_id"] for x in leg["intermediate_stops"]] == [
+            s for s, sk in zip(stops[i + 1: j], skipped[i + 1: j]) if not sk], "intermediate stops (not skipped)"
     rides = [k for k, leg in enumerate(legs) if leg["mode"] != "WALK"]
     for x, y in zip(rides, rides[1:]):
         a, b = legs[x], legs[y]
