@@ -81,7 +81,7 @@ def main() -> None:  # noqa: C901 - a linear script
         with session_scope(engine) as s:
             for f in feeds:
                 import_feed(s, path=f.path, feed_id=f.feed_id, operator_id=f.operator_id)
-            _gate, gate_token = accounts.create_gate(s, operator_id="yunxi-bus")
+            _gate, gate_token = accounts.create_gate(s, operator_id="yunxi-bus", roaming=True)
         app = create_app(settings)
         configure_logging("WARNING", True)
         from zoneinfo import ZoneInfo

@@ -77,14 +77,20 @@ def users_create(
 def gates_create(
     operator: Annotated[str, typer.Option("--operator", help="operator id owning the gate")],
     stop: Annotated[str | None, typer.Option("--stop", help="stop id where the gate stands")] = None,
+    roaming: Annotated[bool, typer.Option("--roaming", help="no stop: may validate at any stop of the operator")]
+    = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Register a gate device; prints its bearer token once (it is stored hashed)."""
+    """Register a gate device; prints its bearer token once (it is stored hashed).
+
+    A gate validates only at its ``--stop`` (or that stop's parent station); a gate without a stop
+    validates nowhere unless it is registered ``--roaming``.
+    """
     from maas import accounts
 
     _upgrade()
     with _session_scope() as session:
-        gate, token = accounts.create_gate(session, operator_id=operator, stop_id=stop)
+        gate, token = accounts.create_gate(session, operator_id=operator, stop_id=stop, roaming=roaming)
         out = {"gate_id": gate.gate_id, "token": token}
     typer.echo(json.dumps(out) if as_json else f"gate {out['gate_id']}\ntoken {out['token']}")
 

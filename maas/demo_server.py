@@ -75,7 +75,8 @@ def build_demo(settings: Settings) -> dict[str, Any]:
                                             operator_id=feed.operator_id)
                 creds["accounts"].append({"role": "operator", "operator_id": feed.operator_id, "phone": phone,
                                           "user_id": user.user_id})
-                gate, token = accounts.create_gate(session, operator_id=feed.operator_id)
+                # demo gates roam (they may validate at any stop of their operator): explicit, demo only
+                gate, token = accounts.create_gate(session, operator_id=feed.operator_id, roaming=True)
                 creds["gates"].append({"operator_id": feed.operator_id, "gate_id": gate.gate_id, "token": token})
         _write_private_json(creds_path, creds)
 

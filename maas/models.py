@@ -76,6 +76,8 @@ class GateDevice(SQLModel, table=True):
     gate_id: str = Field(default_factory=lambda: new_id("gate"), primary_key=True, max_length=40)
     operator_id: str = Field(foreign_key="operators.operator_id", index=True, max_length=64)
     stop_id: str | None = Field(default=None, max_length=200)
+    #: A gate without a stop validates nowhere unless its operator's staff (or an admin) let it roam.
+    roaming: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     #: sha256 of the bearer token (the token is random and long, so a fast hash suffices).
     token_hash: str = Field(max_length=64, unique=True)
     active: bool = True

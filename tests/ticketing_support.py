@@ -97,11 +97,13 @@ def buy(client: Any, headers: dict[str, str], itinerary: dict[str, Any], travele
 
 
 def gate_headers(engine: Any, operator_id: str, stop_id: str | None = None) -> tuple[str, dict[str, str]]:
+    """A gate standing at ``stop_id``, or (without one) a gate explicitly allowed to roam."""
     from maas import accounts
     from maas.db import session_scope
 
     with session_scope(engine) as session:
-        gate, token = accounts.create_gate(session, operator_id=operator_id, stop_id=stop_id)
+        gate, token = accounts.create_gate(session, operator_id=operator_id, stop_id=stop_id,
+                                           roaming=stop_id is None)
     return gate.gate_id, {"Authorization": f"Bearer {token}"}
 
 

@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from maas import accounts
 from maas.api.auth import Strict
-from maas.api.deps import CurrentAdmin, OperatorScope, SessionDep
+from maas.api.deps import CurrentAdmin, OperatorScope, OperatorStaffOrAdmin, SessionDep
 from maas.errors import AlreadyExists, BadRequest, Forbidden, NotFound, error_responses
 from maas.models import GateDevice, Operator
 
@@ -46,7 +46,9 @@ class UserOut(BaseModel):
 
 class GateIn(Strict):
     operator_id: str = Field(min_length=1, max_length=64)
-    stop_id: str | None = Field(default=None, max_length=200)
+    stop_id: str | None = Field(default=None, max_length=200,
+                                description="where the gate stands: it validates only there or at its parent station")
+    roaming: bool = Field(default=False, description="a gate without a stop validates nowhere unless this is set")
 
 
 class GateCreated(BaseModel):
@@ -54,12 +56,14 @@ class GateCreated(BaseModel):
     token: str
     operator_id: str
     stop_id: str | None = None
+    roaming: bool = False
 
 
 class GateOut(BaseModel):
     gate_id: str
     operator_id: str
     stop_id: str | None = None
+    roaming: bool = False
     active: bool
     created_at: dt.datetime
 
@@ -84,8 +88,24 @@ def create_user(body: UserIn, session: SessionDep, admin: CurrentAdmin) -> UserO
 @router.post("/v1/admin/gates", status_code=status.HTTP_201_CREATED, response_model=GateCreated,
              responses=error_responses(BadRequest, Forbidden, NotFound))
 def create_gate(body: GateIn, session: SessionDep, admin: CurrentAdmin) -> GateCreated:
-    gate, token = accounts.create_gate(session, operator_id=body.operator_id, stop_id=body.stop_id, actor=admin)
-    return GateCreated(gate_id=gate.gate_id, token=token, operator_id=gate.operator_id, stop_id=gate.stop_id)
+    gate, token = accounts.create_gate(session, operator_id=body.operator_id, stop_id=body.stop_id,
+                                       roaming=body.roaming, actor=admin)
+    return GateCreated(gate_id=gate.gate_id, token=token, operator_id=gate.operator_id, stop_id=gate.stop_id,
+                       roaming=gate.roaming)
+
+
+class GateRoamingIn(Strict):
+    roaming: bool
+
+
+@router.patch("/v1/operators/{operator_id}/gates/{gate_id}", response_model=GateOut, tags=["operators"],
+              responses=error_responses(BadRequest, Forbidden, NotFound))
+def set_gate_roaming(operator_id: OperatorScope, gate_id: str, body: GateRoamingIn, session: SessionDep,
+                     principal: OperatorStaffOrAdmin) -> GateOut:
+    """Let a stop-less gate validate at any stop of its operator (or stop that): the operator's staff or an admin."""
+    gate = accounts.set_gate_roaming(session, operator_id=operator_id, gate_id=gate_id, roaming=body.roaming,
+                                     actor=principal)
+    return GateOut.model_validate(gate, from_attributes=True)
 
 
 @router.get("/v1/operators/{operator_id}", response_model=OperatorOut, tags=["operators"],

@@ -11,9 +11,10 @@ from pydantic import AwareDatetime, Field, model_validator
 from maas import audit
 from maas.api.deps import GateDevice, SessionDep, SettingsDep
 from maas.api.offers import Strict
-from maas.errors import error_responses
+from maas.errors import Forbidden, error_responses
 from maas.faces import face_encoder, face_policy
 from maas.journeys import now, runtime
+from maas.models import GateDevice as GateDeviceRow
 from maas.ratelimit import rate_limit
 from ticketing import faces, gates
 from ticketing.credentials.face import EMBEDDING_DIM
@@ -73,9 +74,39 @@ class TapsIn(Strict):
     taps: list[TapIn] = Field(min_length=1, max_length=5000)
 
 
-def _gate(principal: Any, gate_id: str, stop_id: str) -> gates.GateContext:
+class StopMismatch(Forbidden):
+    code = "stop_mismatch"
+
+
+class GateStopRequired(Forbidden):
+    code = "gate_stop_required"
+
+
+def _parent_station(request: Request, stop_id: str) -> str | None:
+    snap = request.app.state.planner.snapshot
+    if snap is None:
+        return None
+    tt = snap.timetable
+    s = tt.find_stop(stop_id)
+    parent = int(tt.stop_parent[s]) if s is not None else -1
+    return str(tt.stop_ids[parent]) if parent >= 0 else None
+
+
+def _gate(request: Request, session: Any, principal: Any, gate_id: str, stop_id: str) -> gates.GateContext:
+    """The authenticated gate at the stop it names: where it is registered (or that stop's parent station);
+    a gate registered without a stop only if it is explicitly allowed to roam."""
     if principal.gate_id != gate_id:
         raise GateMismatch("gate_id is not the authenticated gate", details={"gate_id": gate_id})
+    device = session.get(GateDeviceRow, gate_id)
+    if device is None or not device.active:
+        raise GateMismatch("gate_id is not an active gate", details={"gate_id": gate_id})
+    if device.stop_id is None:
+        if not device.roaming:
+            raise GateStopRequired("this gate has no stop and is not allowed to roam: register it at a stop, "
+                                   "or have the operator let it roam", details={"gate_id": gate_id})
+    elif stop_id != device.stop_id and stop_id != _parent_station(request, device.stop_id):
+        raise StopMismatch("this gate validates only at the stop where it is registered (or its station)",
+                           details={"gate_id": gate_id, "stop_id": stop_id, "registered_stop_id": device.stop_id})
     return gates.GateContext(gate_id=gate_id, operator_id=principal.operator_id, stop_id=stop_id)
 
 
@@ -88,7 +119,8 @@ def keys(request: Request, session: SessionDep, settings: SettingsDep, principal
     return out
 
 
-@router.post("/validate", responses=error_responses(GateMismatch, faces.EmbeddingNotTrusted))
+@router.post("/validate", responses=error_responses(GateMismatch, StopMismatch, GateStopRequired,
+                                                   faces.EmbeddingNotTrusted))
 def validate(body: ValidateIn, request: Request, session: SessionDep, settings: SettingsDep,
              principal: GateDevice) -> dict[str, Any]:
     """`{result: "accepted"|"rejected", reason, ticket_id, leg_id}`; a leg is admitted once.
@@ -99,7 +131,7 @@ def validate(body: ValidateIn, request: Request, session: SessionDep, settings: 
     ``face_mismatch``, ``liveness_failed``, ``liveness_required``, ``model_mismatch`` and the image
     codes (``no_face``, ``multiple_faces``, ``not_an_image``, ``image_too_large``, ``invalid_base64``).
     """
-    gate = _gate(principal, body.gate_id, body.stop_id)
+    gate = _gate(request, session, principal, body.gate_id, body.stop_id)
     rt = runtime(request.app)
     if body.payload is not None:
         d = gates.validate_qr(session, gate, payload=body.payload, keys=rt.issuer.public, ledger=rt.ledger,
@@ -132,11 +164,11 @@ def validate(body: ValidateIn, request: Request, session: SessionDep, settings: 
     return d.to_dict()
 
 
-@router.post("/taps", responses=error_responses(GateMismatch))
+@router.post("/taps", responses=error_responses(GateMismatch, StopMismatch, GateStopRequired))
 def taps(body: TapsIn, request: Request, session: SessionDep, settings: SettingsDep,
          principal: GateDevice) -> dict[str, Any]:
     """Offline validations in a batch: `{results: [...], accepted, flagged, rejected, duplicates}`."""
-    gate = _gate(principal, body.gate_id, body.stop_id)
+    gate = _gate(request, session, principal, body.gate_id, body.stop_id)
     rt = runtime(request.app)
     results = gates.upload_taps(session, gate, [gates.Tap(t.tap_id, t.payload, t.scanned_at) for t in body.taps],
                                 keys=rt.issuer.public, ledger=rt.ledger, now=now(request.app),

@@ -36,6 +36,7 @@ RULES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/admin/gates"): frozenset({"admin"}),
     ("GET", "/v1/operators/{operator_id}"): frozenset({"admin", OWN_OPERATOR}),
     ("GET", "/v1/operators/{operator_id}/gates"): frozenset({"admin", OWN_OPERATOR}),
+    ("PATCH", "/v1/operators/{operator_id}/gates/{gate_id}"): frozenset({"admin", OWN_OPERATOR}),
     ("GET", "/v1/audit/log"): frozenset({"regulator", "admin"}),
     ("GET", "/v1/audit/log/verify"): frozenset({"regulator", "admin"}),
     # Ticketing: passengers act on what they own (ownership itself is tested in tests/ticketing).

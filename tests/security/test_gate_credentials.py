@@ -151,3 +151,68 @@ def test_a_device_bound_ticket_gets_no_rotating_codes_and_old_ones_no_longer_adm
     d = client.post("/v1/gates/validate", headers=gh,
                     json={**body, "payload": build_device_qr(credential, key, now=demo.now)}).json()
     assert d["result"] == "accepted", d
+
+
+# --------------------------------------------------------------------------- 11. a gate validates only where it stands
+
+
+def test_a_gate_cannot_claim_another_stop(client, login, engine, demo):
+    h, ticket = _bought_ticket(client, login, demo)
+    qr = client.get(f"/v1/tickets/{ticket['ticket_id']}/qr", headers=h).json()["payload"]
+    # a bus gate standing at 人民广场 names the stop where the ticket's bus leg starts
+    elsewhere, eh = gate_headers(engine, "yunxi-bus", "yx-bus:RMGC")
+    r = client.post("/v1/gates/validate", headers=eh, json={"gate_id": elsewhere, "stop_id": "yx-bus:YXYZ",
+                                                            "payload": qr})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "stop_mismatch", r.text
+    r = client.post("/v1/gates/taps", headers=eh, json={"gate_id": elsewhere, "stop_id": "yx-bus:YXYZ", "taps": [
+        {"tap_id": "a1", "payload": qr, "scanned_at": demo.now.isoformat()}]})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "stop_mismatch", r.text
+    # a gate registered without a stop roams only when explicitly allowed
+    from maas import accounts
+    from maas.db import session_scope
+
+    with session_scope(engine) as s:
+        loose, token = accounts.create_gate(s, operator_id="yunxi-bus")
+    lh = {"Authorization": f"Bearer {token}"}
+    r = client.post("/v1/gates/validate", headers=lh, json={"gate_id": loose.gate_id, "stop_id": "yx-bus:YXYZ",
+                                                            "payload": qr})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "gate_stop_required", r.text
+    assert {leg["status"] for leg in client.get(f"/v1/tickets/{ticket['ticket_id']}", headers=h).json()["legs"]} \
+        == {"unused"}
+    # only the operator's staff (or an admin) may let it roam
+    _, other_staff = login("operator", "yunxi-metro")
+    r = client.patch(f"/v1/operators/yunxi-bus/gates/{loose.gate_id}", headers=other_staff, json={"roaming": True})
+    assert r.status_code == 403
+    _, staff = login("operator", "yunxi-bus")
+    r = client.patch(f"/v1/operators/yunxi-metro/gates/{loose.gate_id}", headers=other_staff, json={"roaming": True})
+    assert r.status_code == 404  # not a gate of that operator
+    r = client.patch(f"/v1/operators/yunxi-bus/gates/{loose.gate_id}", headers=staff, json={"roaming": True})
+    assert r.status_code == 200 and r.json()["roaming"] is True, r.text
+    d = client.post("/v1/gates/validate", headers=lh, json={"gate_id": loose.gate_id, "stop_id": "yx-bus:YXYZ",
+                                                            "payload": qr}).json()
+    assert d["result"] == "accepted", d
+
+
+def test_a_gate_at_the_right_stop_or_its_parent_station_admits(client, login, engine, demo):
+    h, ticket = _bought_ticket(client, login, demo)
+    qr = client.get(f"/v1/tickets/{ticket['ticket_id']}/qr", headers=h).json()["payload"]
+    gate, gh = gate_headers(engine, "yunxi-bus", "yx-bus:YXYZ")
+    d = client.post("/v1/gates/validate", headers=gh, json={"gate_id": gate, "stop_id": "yx-bus:YXYZ",
+                                                            "payload": qr}).json()
+    assert d["result"] == "accepted", d
+    # a metro gate registered at a platform may name the platform's station
+    metro_leg = ticket["legs"][1]
+    platform = metro_leg["from_stop_id"]
+    mgate, mh = gate_headers(engine, "yunxi-metro", platform)
+    station = "yx-metro:RMGC"
+    assert platform.startswith(station) and platform != station
+    qr = client.get(f"/v1/tickets/{ticket['ticket_id']}/qr", headers=h).json()["payload"]
+    d = client.post("/v1/gates/validate", headers=mh, json={"gate_id": mgate, "stop_id": station, "payload": qr}).json()
+    assert d["result"] == "accepted", d
+    # admins register roaming gates explicitly
+    _, admin = login("admin")
+    r = client.post("/v1/admin/gates", headers=admin, json={"operator_id": "yunxi-coach", "roaming": True})
+    assert r.status_code == 201 and r.json()["roaming"] is True
+    r = client.post("/v1/admin/gates", headers=admin, json={"operator_id": "yunxi-coach", "stop_id": "yx-coach:YXZZ",
+                                                            "roaming": True})
+    assert r.status_code == 400  # a gate either stands at a stop or roams
