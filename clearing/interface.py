@@ -76,6 +76,9 @@ class RefundRecord:
     amount: int
     currency: str
     refunded_at: dt.datetime
+    #: what each leg of ``leg_ids`` gives back (sums to ``amount``, none above the leg's share); None: split
+    #: in proportion to the shares
+    leg_amounts: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -237,7 +240,17 @@ def record_refund(session: Session, refund: RefundRecord) -> None:
     if amount > sum(shares):
         raise RefundTooLarge("the refund exceeds what was paid for these legs",
                              details={"amount": amount, "paid": sum(shares)})
-    parts = largest_remainder(amount, shares)
+    if refund.leg_amounts is not None:
+        parts = [_money(a, "leg_amounts") for a in refund.leg_amounts]
+        if len(parts) != len(legs) or sum(parts) != amount:
+            raise InvalidRecord("leg_amounts give one amount per leg and sum to the refund's amount",
+                                details={"refund_id": refund.refund_id})
+        over = [leg.leg_id for leg, part in zip(legs, parts, strict=True) if part > leg.share]
+        if over:
+            raise RefundTooLarge("the refund exceeds what was paid for a leg",
+                                 details={"leg_id": over[0], "amount": amount, "paid": sum(shares)})
+    else:
+        parts = largest_remainder(amount, shares)
     lines: list[Line] = []
     for leg, part in zip(legs, parts, strict=True):
         op, t = leg.operator_id, leg.ticket_id

@@ -46,7 +46,7 @@ class ClearingLedger:
     def refund(self, session: Session, refund: tl.RefundEvent) -> None:
         clearing.record_refund(session, clearing.RefundRecord(
             refund_id=refund.refund_id, ticket_id=refund.ticket_id, leg_ids=refund.leg_ids, amount=refund.amount,
-            currency=refund.currency, refunded_at=refund.refunded_at))
+            currency=refund.currency, refunded_at=refund.refunded_at, leg_amounts=refund.leg_amounts))
 
     def use(self, session: Session, use: tl.Use) -> None:
         clearing.record_use(session, clearing.UseRecord(leg_id=use.leg_id, ticket_id=use.ticket_id,
@@ -100,6 +100,16 @@ def now(app: Any) -> dt.datetime:
 def _expire_orders(session: Session, settings: Settings, at: dt.datetime) -> str:
     n = expire_orders(session, redis_client=get_redis(settings), now=at)
     return f"{n} unpaid orders expired"
+
+
+@job("ticketing.reconcile_refunds", order=15)
+def _reconcile_refunds(session: Session, settings: Settings, at: dt.datetime) -> str:
+    # Before expiry: a refund intent left pending by a crash is finished (or given back) first.
+    from ticketing.refunds import reconcile_refunds
+
+    counts = reconcile_refunds(session, provider=TicketingRuntime(settings).provider, redis_client=get_redis(settings),
+                               ledger=ClearingLedger(), now=at)
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no pending refunds"
 
 
 @job("ticketing.expire_legs", order=20)

@@ -6,6 +6,7 @@ parsing without a network. Endpoints:
 
 - ``POST /v1/payment_intents``  (form-encoded, ``Idempotency-Key`` honoured)
 - ``POST /v1/refunds``          (``payment_intent`` + ``amount``; refuses more than was captured)
+- ``GET /v1/refunds``           (list, ``payment_intent`` filter, newest first)
 
 `sign_payload` builds the ``Stripe-Signature`` header exactly as Stripe does:
 ``t=<unix>,v1=<hex HMAC-SHA256(secret, f"{t}.{payload}")>``.
@@ -69,6 +70,20 @@ class FakeStripe:
                     if key:
                         fake.idempotent[(self.path, key)] = (status, obj)
                 self._send(status, obj)
+
+            def do_GET(self) -> None:  # noqa: N802
+                if not self.headers.get("Authorization", "").startswith("Bearer sk_test_"):
+                    return self._send(401, {"error": {"type": "invalid_request_error", "message": "bad key"}})
+                path, _, query = self.path.partition("?")
+                params = dict(parse_qsl(query))
+                with fake.lock:
+                    fake.requests.append((f"GET {path}", ""))
+                    if path == "/v1/refunds":
+                        data = [r for r in fake.refunds.values()
+                                if r["payment_intent"] == params.get("payment_intent", r["payment_intent"])]
+                        return self._send(200, {"object": "list", "url": "/v1/refunds", "has_more": False,
+                                                "data": list(reversed(data))})
+                return self._send(404, {"error": {"type": "invalid_request_error", "message": "not found"}})
 
             def _send(self, status: int, obj: dict[str, Any]) -> None:
                 data = json.dumps(obj).encode()

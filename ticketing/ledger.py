@@ -42,6 +42,8 @@ class RefundEvent:
     amount: int
     currency: str
     refunded_at: dt.datetime
+    #: what each leg of ``leg_ids`` gives back (sums to ``amount``); None: split in proportion to the legs' values
+    leg_amounts: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

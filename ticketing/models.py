@@ -184,10 +184,14 @@ class Refund(SQLModel, table=True):
     amount: int  #: paid back to the passenger
     fee: int  #: kept by the refund rules
     currency: str = Field(max_length=3)
-    status: str = Field(default="pending", max_length=16)  # pending | succeeded | failed
+    #: pending (intent recorded, legs locked; the provider may or may not have paid yet) | succeeded | failed
+    status: str = Field(default="pending", max_length=16, index=True)
     provider_ref: str | None = Field(default=None, max_length=255, index=True)
     reason: str = Field(default="requested_by_customer", max_length=40)
+    #: per leg: ``[{"leg_id", "ticket_id", "amount", "fee"}]`` (what each leg gives back and keeps)
+    parts: list[dict[str, Any]] | None = Field(default=None, sa_type=sa.JSON)
     created_at: dt.datetime = _ts()
+    updated_at: dt.datetime | None = _opt_ts()
 
 
 class ProviderEvent(SQLModel, table=True):

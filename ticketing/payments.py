@@ -16,6 +16,7 @@ confirmation, becomes a `PaymentEvent` and goes through `apply_payment_event`:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -46,10 +47,20 @@ class ProviderRefund:
 
 
 @dataclass(frozen=True)
+class RefundUpdate:
+    """One refund's state as the provider reports it: its id there, ours (metadata), and its status."""
+
+    ref: str
+    refund_id: str | None
+    status: str  # succeeded | pending | failed
+
+
+@dataclass(frozen=True)
 class PaymentEvent:
     """A provider notification in our terms.
 
-    ``kind``: ``payment_succeeded``, ``payment_failed`` or ``refund_succeeded``.
+    ``kind``: ``payment_succeeded``, ``payment_failed`` or ``refund_updated`` (``refunds`` says which
+    refunds, and their states; ``refund_succeeded`` is the older name of the same).
     ``payment_ref``: the provider's payment id (Stripe PaymentIntent id).
     """
 
@@ -60,6 +71,7 @@ class PaymentEvent:
     amount: int | None = None
     currency: str | None = None
     refund_refs: tuple[str, ...] = field(default=())
+    refunds: tuple[RefundUpdate, ...] = field(default=())
 
 
 class PaymentProvider(Protocol):
@@ -67,7 +79,13 @@ class PaymentProvider(Protocol):
 
     def create_payment(self, *, order_id: str, amount: int, currency: str) -> ProviderPayment: ...
 
-    def refund(self, *, payment_ref: str, amount: int, refund_id: str) -> ProviderRefund: ...
+    def refund(self, *, payment_ref: str, amount: int, refund_id: str) -> ProviderRefund:
+        """Refunds ``amount`` with ``refund_id`` as the idempotency key: the same id never pays twice."""
+        ...
+
+    def find_refund(self, *, payment_ref: str, refund_id: str) -> ProviderRefund | None:
+        """The provider's refund made for our ``refund_id``, or None if it never made one."""
+        ...
 
     def parse_webhook(self, payload: bytes, signature: str | None) -> PaymentEvent | None: ...
 
@@ -82,6 +100,9 @@ class SandboxProvider:
 
     def refund(self, *, payment_ref: str, amount: int, refund_id: str) -> ProviderRefund:
         return ProviderRefund(ref=f"sbx_re_{refund_id}", status="succeeded")
+
+    def find_refund(self, *, payment_ref: str, refund_id: str) -> ProviderRefund | None:
+        return None  # the sandbox keeps nothing; its refunds are idempotent by construction
 
     def parse_webhook(self, payload: bytes, signature: str | None) -> PaymentEvent | None:
         raise InvalidWebhook("the sandbox provider has no webhooks")
@@ -129,10 +150,27 @@ class StripeProvider:
                 params={"payment_intent": payment_ref, "amount": amount, "metadata": {"refund_id": refund_id}},
                 options={"idempotency_key": f"re-{refund_id}"})
         except self._stripe.StripeError as exc:
-            raise PaymentProviderError(f"Stripe refused the refund: {exc.user_message or 'error'}",
+            err = PaymentProviderError(f"Stripe refused the refund: {exc.user_message or 'error'}",
+                                       details={"provider": "stripe"})
+            # a refusal (4xx but a conflict or rate limit) is final; a network or server error may have paid
+            status = getattr(exc, "http_status", None)
+            final = isinstance(status, int) and 400 <= status < 500 and status not in (409, 429)
+            err.definitive = final  # type: ignore[attr-defined]
+            raise err from exc
+        return ProviderRefund(ref=re.id, status=_refund_status(re.status))
+
+    def find_refund(self, *, payment_ref: str, refund_id: str) -> ProviderRefund | None:
+        """Searches the payment's refunds for ours (``metadata.refund_id``): reconciliation after a crash."""
+        try:
+            page = self.client.v1.refunds.list(params={"payment_intent": payment_ref, "limit": 100})
+            for re in page.auto_paging_iter():
+                metadata = re.metadata.to_dict() if re.metadata is not None else {}
+                if metadata.get("refund_id") == refund_id:
+                    return ProviderRefund(ref=re.id, status=_refund_status(re.status))
+        except self._stripe.StripeError as exc:
+            raise PaymentProviderError(f"Stripe could not list refunds: {exc.user_message or 'error'}",
                                        details={"provider": "stripe"}) from exc
-        status = re.status if re.status in ("succeeded", "failed") else "pending"
-        return ProviderRefund(ref=re.id, status=status)
+        return None
 
     def parse_webhook(self, payload: bytes, signature: str | None) -> PaymentEvent | None:
         """Verifies the ``Stripe-Signature`` and maps the event; ``None`` for event types we ignore."""
@@ -150,11 +188,34 @@ class StripeProvider:
                                 amount=obj.get("amount"), currency=str(obj.get("currency") or "").upper() or None)
         if event.type == "charge.refunded":
             refunds = obj.get("refunds") or {}
-            refs = tuple(r["id"] for r in (refunds.get("data") or []) if r.get("status") == "succeeded")
-            return PaymentEvent(event_id=event.id, provider="stripe", kind="refund_succeeded",
+            data = [r for r in (refunds.get("data") or []) if isinstance(r, dict) and r.get("id")]
+            refs = tuple(r["id"] for r in data if r.get("status") == "succeeded")
+            return PaymentEvent(event_id=event.id, provider="stripe", kind="refund_updated",
                                 payment_ref=obj.get("payment_intent") or "", amount=obj.get("amount_refunded"),
-                                currency=str(obj.get("currency") or "").upper() or None, refund_refs=refs)
+                                currency=str(obj.get("currency") or "").upper() or None, refund_refs=refs,
+                                refunds=tuple(_refund_update(r) for r in data))
+        if event.type in ("refund.updated", "refund.created", "refund.failed"):
+            return PaymentEvent(event_id=event.id, provider="stripe", kind="refund_updated",
+                                payment_ref=obj.get("payment_intent") or "", amount=obj.get("amount"),
+                                currency=str(obj.get("currency") or "").upper() or None,
+                                refunds=(_refund_update(obj),))
         return None
+
+
+def _refund_status(status: str | None) -> str:
+    """Stripe's refund states in ours: succeeded, failed (also canceled), else pending."""
+    if status == "succeeded":
+        return "succeeded"
+    if status in ("failed", "canceled"):
+        return "failed"
+    return "pending"
+
+
+def _refund_update(obj: dict[str, Any]) -> RefundUpdate:
+    metadata = obj.get("metadata") or {}
+    ours = metadata.get("refund_id") if isinstance(metadata, dict) else None
+    return RefundUpdate(ref=str(obj["id"]), refund_id=str(ours) if ours else None,
+                        status=_refund_status(obj.get("status")))
 
 
 def make_provider(*, environment: str, stripe_api_key: str | None, stripe_webhook_secret: str | None,
@@ -237,7 +298,8 @@ def _reacquire(session: Session, redis_client: redis.Redis, order: Order, *, now
 
 def _refund_whole(session: Session, provider: PaymentProvider, order: Order, payment: Payment, *,
                   now: dt.datetime, reason: str) -> None:
-    refund_id = new_id("rfd")
+    # derived from the payment: a webhook delivered again after a failed commit reuses the idempotency key
+    refund_id = "rfd_" + hashlib.sha256(f"whole:{payment.payment_id}".encode()).hexdigest()[:24]
     pr = provider.refund(payment_ref=payment.provider_ref, amount=payment.amount, refund_id=refund_id)
     session.add(Refund(refund_id=refund_id, order_id=order.order_id, leg_ids=[], amount=payment.amount, fee=0,
                        currency=payment.currency, status=pr.status, provider_ref=pr.ref, reason=reason,
@@ -274,15 +336,13 @@ def _apply(session: Session, event: PaymentEvent, *, provider: PaymentProvider, 
     record.order_id = payment.order_id
     order = get_order(session, payment.order_id, for_update=True)
     session.refresh(payment)
-    if event.kind == "refund_succeeded":
-        refunds = session.exec(select(Refund).where(Refund.order_id == order.order_id,
-                                                    Refund.status == "pending")).all()
-        n = 0
-        for r in refunds:
-            if not event.refund_refs or r.provider_ref in event.refund_refs:
-                r.status = "succeeded"
-                session.add(r)
-                n += 1
+    if event.kind in ("refund_succeeded", "refund_updated"):
+        from ticketing.refunds import apply_refund_updates
+
+        updates = event.refunds or tuple(RefundUpdate(ref=r, refund_id=None, status="succeeded")
+                                         for r in event.refund_refs)
+        n = apply_refund_updates(session, order.order_id, updates, redis_client=redis_client, ledger=ledger,
+                                 now=now)
         return f"refunds_confirmed:{n}"
     if event.kind == "payment_failed":
         if payment.status == "pending":

@@ -119,12 +119,19 @@ def cancel_order(order_id: str, request: Request, session: SessionDep, redis: Re
              responses=error_responses(OrderNotFound, IllegalTransition, LegNotRefundable, PaymentProviderError))
 def refund_legs(order_id: str, body: RefundIn, request: Request, session: SessionDep, redis: RedisDep,
                 principal: CurrentPassenger) -> dict[str, Any]:
-    """Refunds unused legs by the operators' rules: `{refund_id, amount, fee, status, leg_ids}`."""
+    """Refunds unused legs by the operators' rules: `{refund_id, amount, fee, status, leg_ids}`.
+
+    Two-phase (docs/refunds.md): the refund intent is committed before the provider is called, and a
+    retry of the same legs returns the same refund (finishing it if it was left `pending`)."""
     rt = runtime(request.app)
+
+    def on_intent(refund: Any) -> None:
+        audit.record(session, action="ticket.refund", actor_id=principal.subject, actor_role=principal.role,
+                     target=refund.refund_id, details={"order_id": order_id, "legs": len(refund.leg_ids),
+                                                       "amount": refund.amount, "fee": refund.fee})
+
     refund = refunds.request_refund(session, order_id=order_id, user_id=principal.subject, leg_ids=body.leg_ids,
                                     rules=rt.refund_rules, provider=rt.provider, redis_client=redis,
-                                    ledger=rt.ledger, now=now(request.app))
-    audit.record(session, action="ticket.refund", actor_id=principal.subject, actor_role=principal.role,
-                 target=refund.refund_id, details={"order_id": order_id, "legs": len(refund.leg_ids),
-                                                   "amount": refund.amount, "fee": refund.fee})
+                                    ledger=rt.ledger, now=now(request.app), commit=session.commit,
+                                    on_intent=on_intent)
     return refunds.refund_view(refund)
