@@ -126,7 +126,9 @@ def serve(
     import uvicorn
 
     _upgrade()
-    uvicorn.run("maas.app:create_app", factory=True, host=host, port=port, workers=workers, log_config=None)
+    # proxy_headers off: the app believes X-Forwarded-For only from MAAS_TRUSTED_PROXIES (maas.ratelimit).
+    uvicorn.run("maas.app:create_app", factory=True, host=host, port=port, workers=workers, log_config=None,
+                proxy_headers=False)
 
 
 @app.command()

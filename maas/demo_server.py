@@ -116,4 +116,4 @@ def run(host: str = "127.0.0.1", port: int = 8000) -> None:
     lines.append(f"  try:     curl '{sample}'")
     lines.append("  Ctrl-C stops the server.")
     typer.echo("\n".join(lines))
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, proxy_headers=False)

@@ -92,6 +92,17 @@ class Settings(BaseSettings):
     #: ``group=requests/seconds`` per client (bearer token or address); 0 requests disables a group.
     rate_limits: str = "auth=30/60,plan=240/60,gates=1200/60"
 
+    #: Reverse proxies whose ``X-Forwarded-For`` is believed: comma-separated addresses or CIDR networks
+    #: (e.g. ``10.0.0.0/8,127.0.0.1``); empty = none, the peer address is the client.
+    trusted_proxies: str = ""
+    #: Failed logins per account (phone number) before backoff; then one attempt per backoff period, which
+    #: doubles from ``login_backoff_s`` up to ``login_backoff_max_s``; failures are forgotten after a quiet
+    #: ``login_failure_window_s`` or a successful login.
+    login_free_failures: int = Field(default=5, ge=1)
+    login_backoff_s: int = Field(default=30, gt=0)
+    login_backoff_max_s: int = Field(default=900, gt=0)
+    login_failure_window_s: int = Field(default=24 * 3600, gt=0)
+
     # Regulator views (maas.audit_views): counts of 1..k-1 people are suppressed in metrics and exports.
     regulator_k_anonymity: int = Field(default=5, ge=2, le=1000)
 
@@ -114,6 +125,14 @@ class Settings(BaseSettings):
         from maas.ratelimit import parse_limits
 
         parse_limits(value)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        from maas.ratelimit import parse_networks
+
+        parse_networks(value)
         return value
 
     @field_validator("redis_url")

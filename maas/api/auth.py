@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from maas import accounts, security
-from maas.api.deps import CurrentPrincipal, SessionDep, SettingsDep
+from maas import accounts, login_guard, security
+from maas.api.deps import CurrentPrincipal, RedisDep, SessionDep, SettingsDep
 from maas.ratelimit import RateLimited, rate_limit
 from maas.errors import AlreadyExists, BadRequest, InvalidCredentials, InvalidToken, TokenRevoked, error_responses
 
-router = APIRouter(prefix="/v1/auth", tags=["auth"], dependencies=[rate_limit("auth")])
+# Anyone may call these: keyed by client address, whatever Authorization header comes along.
+router = APIRouter(prefix="/v1/auth", tags=["auth"], dependencies=[rate_limit("auth", by_address=True)])
 me_router = APIRouter(tags=["auth"])
 
 
@@ -65,9 +66,15 @@ def register(body: RegisterIn, session: SessionDep) -> AccountOut:
     return AccountOut(user_id=user.user_id, role=user.role)
 
 
-@router.post("/token", response_model=TokenOut, responses=error_responses(InvalidCredentials, RateLimited))
-def token(body: TokenIn, session: SessionDep, settings: SettingsDep) -> TokenOut:
-    return _pair(accounts.login(session, settings, phone=body.phone, password=body.password))
+@router.post("/token", response_model=TokenOut,
+             responses=error_responses(InvalidCredentials, RateLimited, login_guard.LoginThrottled))
+def token(body: TokenIn, session: SessionDep, settings: SettingsDep, redis: RedisDep) -> TokenOut:
+    """Log in. Past a few failed logins an account gets one attempt per (doubling) backoff period; meanwhile
+    every attempt, right password or not, is a 429 ``login_throttled`` with ``Retry-After``."""
+    attempt = login_guard.begin(redis, settings, body.phone)
+    pair = accounts.login(session, settings, phone=body.phone, password=body.password)
+    login_guard.succeeded(redis, attempt)
+    return _pair(pair)
 
 
 @router.post("/refresh", response_model=TokenOut, responses=error_responses(InvalidToken, TokenRevoked))

@@ -19,7 +19,8 @@ from maas.ratelimit import RateLimited, rate_limit
 from routing.errors import InvalidQuery, RealtimeError, UnknownStop
 from routing.search import PlanRequest
 
-router = APIRouter(tags=["planning"], dependencies=[rate_limit("plan")])
+# Planning needs no account and ignores Authorization: keyed by client address.
+router = APIRouter(tags=["planning"], dependencies=[rate_limit("plan", by_address=True)])
 realtime_router = APIRouter(tags=["planning"])
 
 MODES = {"BUS", "TRAM", "SUBWAY", "RAIL", "COACH", "FERRY"}

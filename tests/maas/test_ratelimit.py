@@ -24,9 +24,12 @@ def test_auth_is_limited_with_retry_after(limited_client) -> None:  # noqa: ANN0
     assert r.status_code == 429
     assert r.json()["error"]["code"] == "rate_limited"
     assert 1 <= int(r.headers["retry-after"]) <= 61
-    # Another client (another bearer token) has its own budget; other groups are not affected.
-    other = limited_client.post("/v1/auth/token", json=body, headers={"Authorization": "Bearer someone-else"})
-    assert other.status_code == 401
+    # A fresh Authorization header buys no new budget on a route anyone may call (tests/security); another
+    # client address has its own; other groups are not affected.
+    junk = limited_client.post("/v1/auth/token", json=body, headers={"Authorization": "Bearer someone-else"})
+    assert junk.status_code == 429
+    with TestClient(limited_client.app, raise_server_exceptions=False, client=("192.0.2.1", 1000)) as other:
+        assert other.post("/v1/auth/token", json=body).status_code == 401
     assert limited_client.get("/health").status_code == 200
 
 
