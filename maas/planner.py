@@ -44,6 +44,8 @@ class Snapshot:
     realtime_feeds: dict[str, Any] = field(default_factory=dict)
     #: feed_id -> {"timestamp", "loaded_at", "trip_updates", "matched", "unmatched", ...} per feed
     realtime_status: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: feed_id -> that feed's latest Service Alerts (a routing.alerts.FeedAlerts)
+    alerts: dict[str, Any] = field(default_factory=dict)
     fares: FareEngine | None = None
     #: Namespaced trip id -> seats, for reserved-seat (coach) trips.
     seat_capacity: dict[str, int] = field(default_factory=dict)
@@ -73,9 +75,11 @@ class Snapshot:
                     self._fare_tables[key] = hit
         return hit
 
-    def plan(self, request: PlanRequest) -> list[dict[str, Any]]:
+    def plan(self, request: PlanRequest, language: str | None = None) -> list[dict[str, Any]]:
         """Plan on this snapshot: a fare search uses the fare tables of ``request.rider_category``;
-        every itinerary's ``fare`` is then (re)priced by the full fare engine (authoritative)."""
+        every itinerary's ``fare`` is then (re)priced by the full fare engine (authoritative).
+        With Service Alerts loaded, every leg lists the ``alerts`` touching it (texts in ``language``,
+        a tag or an Accept-Language value, when the feed translates them) and the itinerary their union."""
         fares = None
         if request.optimize == "fare" or request.max_fare is not None:
             fares = self.fare_tables(request.rider_category, request.depart_at)
@@ -84,7 +88,21 @@ class Snapshot:
         if request.max_fare is not None:
             # the budget holds for the authoritative fare too (the kernel's tables may not cover every rule)
             its = [it for it in its if it["fare"] is not None and it["fare"]["amount"] <= request.max_fare]
+        if self.alerts:
+            its = [self.with_alerts(it, language) for it in its]
         return its
+
+    def with_alerts(self, itinerary: dict[str, Any], language: str | None = None) -> dict[str, Any]:
+        from routing.alerts import alerts_for_leg
+
+        seen: dict[tuple[str, str], dict] = {}
+        legs = []
+        for leg in itinerary["legs"]:
+            found = alerts_for_leg(self.alerts, self.timetable, leg, language)
+            for a in found:
+                seen.setdefault((a["feed_id"], a["id"]), a)
+            legs.append({**leg, "alerts": found})
+        return {**itinerary, "legs": legs, "alerts": list(seen.values())}
 
     def price(self, itinerary: dict[str, Any], rider_category: str = "adult") -> dict[str, Any]:
         """The itinerary with its ``fare`` filled in (null where no fare data covers a leg)."""
@@ -102,6 +120,7 @@ class Planner:
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
         self._realtime_seen: dict[str, float] = {}
+        self._alerts_seen: dict[str, float] = {}
         self._realtime_checked = 0.0
 
     @property
@@ -167,7 +186,8 @@ class Planner:
                 "unmatched_trips": len(overlay.unmatched_trip_ids), "warnings": list(overlay.warnings[:20])}
         status = {"timestamp": int(overlay.timestamp), "loaded_at": time.time(),
                   "trip_updates": int(overlay.counts.get("trip_updates", 0)),
-                  "matched": int(overlay.counts.get("matched", 0)), "cancelled": int(overlay.counts.get("cancelled", 0)),
+                  "matched": int(overlay.counts.get("matched", 0)),
+                  "cancelled": int(overlay.counts.get("cancelled", 0)),
                   "unmatched": int(overlay.counts.get("unmatched", 0)),
                   "unmatched_by_cause": dict(overlay.counts.get("unmatched_by_cause", {}))}
         with self._lock:
@@ -196,6 +216,19 @@ class Planner:
         except OSError:
             return
         known = {s.feed_id for s in snap.sources}
+        try:
+            alert_files = [(p.stat().st_mtime, p) for p in (self.realtime_dir / "alerts").glob("*.pb")]
+        except OSError:
+            alert_files = []
+        for mtime, path in sorted(alert_files):
+            feed_id = path.stem
+            current = self._snapshot or snap
+            if feed_id in known and (mtime > self._alerts_seen.get(feed_id, 0.0) or feed_id not in current.alerts):
+                self._alerts_seen[feed_id] = mtime
+                try:
+                    self._apply_alerts(current, path.read_bytes(), feed_id)
+                except Exception as exc:  # noqa: BLE001 - a bad stored file must not break planning
+                    log.warning("alerts_sync_failed", feed_id=feed_id, error=type(exc).__name__)
         for mtime, path in sorted(files):
             feed_id = path.stem
             if feed_id not in known:
@@ -208,14 +241,44 @@ class Planner:
                 except Exception as exc:  # noqa: BLE001 - a bad stored file must not break planning
                     log.warning("realtime_sync_failed", feed_id=feed_id, error=type(exc).__name__)
 
+    def apply_alerts(self, data: bytes, feed_id: str) -> dict[str, Any]:
+        """Keep a feed's GTFS-Realtime Service Alerts (replacing its previous ones) for every worker.
+
+        Raises `routing.errors.RealtimeError` for a message that is not Service Alerts (nothing is kept then).
+        """
+        snap = self.current()
+        fa = self._apply_alerts(snap, data, feed_id)
+        folder = self.realtime_dir / "alerts"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{feed_id}.pb"
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+        self._alerts_seen[feed_id] = target.stat().st_mtime
+        return {"feed_id": feed_id, "timestamp": fa.timestamp, "counts": dict(fa.counts), "warnings": list(fa.warnings)}
+
+    def _apply_alerts(self, snap: Snapshot, data: bytes, feed_id: str) -> Any:
+        from routing.alerts import parse_alerts
+
+        fa = parse_alerts(snap.timetable, data, feed_id)
+        with self._lock:
+            current = self._snapshot
+            if current is not None and current.timetable is snap.timetable:
+                self._snapshot = dataclasses.replace(current, alerts={**current.alerts, feed_id: fa})
+        return fa
+
     def realtime_feeds_info(self) -> dict[str, dict[str, Any]]:
         """Per feed: its snapshot's timestamp, ``age_s`` (now minus that timestamp), when it was loaded, counts."""
         snap = self._snapshot
         if snap is None:
             return {}
         now = time.time()
-        return {f: {**st, "age_s": (round(now - st["timestamp"], 1) if st["timestamp"] else None)}
-                for f, st in sorted(snap.realtime_status.items())}
+        out = {f: {**st, "age_s": (round(now - st["timestamp"], 1) if st["timestamp"] else None)}
+               for f, st in sorted(snap.realtime_status.items())}
+        for f, fa in sorted(snap.alerts.items()):
+            out.setdefault(f, {})["alerts"] = {"timestamp": fa.timestamp, "count": len(fa.alerts),
+                                               "age_s": round(now - fa.timestamp, 1) if fa.timestamp else None}
+        return out
 
     def info(self) -> dict[str, Any] | None:
         snap = self._snapshot

@@ -35,7 +35,6 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from google.protobuf.message import DecodeError
 from google.transit import gtfs_realtime_pb2
 
 from routing.errors import RealtimeError
@@ -137,11 +136,16 @@ def apply_trip_updates(tt: Timetable, data: bytes, feed_id: str) -> RealtimeOver
     """
     if feed_id not in tt.feed_index:
         raise RealtimeError(f"unknown feed {feed_id!r}", details={"feed_id": feed_id})
-    msg = gtfs_realtime_pb2.FeedMessage()
-    try:
-        msg.ParseFromString(bytes(data))
-    except (DecodeError, RuntimeWarning, ValueError) as exc:
-        raise RealtimeError(f"not a GTFS-Realtime FeedMessage: {exc}", details={"feed_id": feed_id}) from exc
+    from routing.alerts import message_kinds, parse_message
+
+    msg = parse_message(data, feed_id)
+    kinds = message_kinds(msg)
+    if msg.entity and not kinds["trip_update"]:
+        # e.g. Service Alerts or VehiclePositions posted as trip updates: applying them would wipe real time
+        what = "Service Alerts" if kinds["alert"] else "VehiclePositions" if kinds["vehicle"] else "other entities"
+        raise RealtimeError(f"this message holds no TripUpdates but {what}"
+                            + ("; post Service Alerts to /v1/realtime/{feed_id}/alerts" if kinds["alert"] else ""),
+                            code="not_trip_updates", details={"feed_id": feed_id, "entities": kinds})
     feed = tt.feed_index[feed_id]
     tz = ZoneInfo(str(tt.feed_timezones[feed]))
     ts = int(msg.header.timestamp) if msg.header.HasField("timestamp") else 0
@@ -164,6 +168,9 @@ def apply_trip_updates(tt: Timetable, data: bytes, feed_id: str) -> RealtimeOver
               "skipped_stops": 0}
     causes: dict[str, int] = {}
     counts["unmatched_by_cause"] = causes
+    counts["kinds"] = kinds
+    if not msg.entity:
+        warnings.append("the message has no entities: every earlier update of this feed is withdrawn")
     for ent in msg.entity:
         if not ent.HasField("trip_update"):
             continue

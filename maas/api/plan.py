@@ -73,6 +73,8 @@ def plan(
     max_fare: Annotated[int | None, Query(
         ge=0, le=10_000_000,
         description="only journeys whose fare is at most this, in minor units (fen); implies a fare-aware search")] = None,
+    lang: Annotated[str | None, Query(
+        max_length=100, description="language of service alert texts (else the Accept-Language header)")] = None,
 ) -> PlanOut:
     if (depart_at is None) == (arrive_by is None):
         raise InvalidQuery("give exactly one of depart_at and arrive_by")
@@ -84,7 +86,7 @@ def plan(
         wheelchair=wheelchair, max_itineraries=max_itineraries, optimize=optimize, max_fare=max_fare,
         rider_category=rider_category,
     )
-    return PlanOut(itineraries=snap.plan(req))
+    return PlanOut(itineraries=snap.plan(req, language=lang or request.headers.get("accept-language")))
 
 
 
@@ -125,3 +127,40 @@ async def load_realtime(feed_id: str, request: Request, session: SessionDep,
     audit.record(session, action="realtime.load", actor_id=principal.subject, actor_role=principal.role,
                  target=feed_id, operator_id=record.operator_id, details={"counts": info["counts"]})
     return RealtimeOut(**info)
+
+
+class AlertsOut(BaseModel):
+    feed_id: str
+    timestamp: int
+    counts: dict[str, Any]
+    warnings: list[str]
+
+
+@realtime_router.post(
+    "/v1/realtime/{feed_id}/alerts", response_model=AlertsOut,
+    responses=error_responses(RealtimeError, NoFeeds, FeedNotFound, Forbidden),
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+)
+async def load_alerts(feed_id: str, request: Request, session: SessionDep,
+                      principal: OperatorStaffOrAdmin) -> AlertsOut:
+    """Keep a feed's GTFS-Realtime Service Alerts (protobuf body), replacing its previous ones; plans then list
+    the alerts touching each leg. Anything else (TripUpdates, VehiclePositions) is a 422 ``not_service_alerts``.
+
+    Admins, or staff of the operator that owns the feed. Every worker picks them up within a second.
+    """
+    with session_scope(request.app.state.engine) as lookup:
+        record = lookup.get(FeedRecord, feed_id)
+    if record is None:
+        raise FeedNotFound(f"no imported feed {feed_id!r}", details={"feed_id": feed_id})
+    check_operator_scope(principal, record.operator_id)
+    planner = request.app.state.planner
+    await anyio.to_thread.run_sync(planner.current)
+    data = await request.body()
+    if not data:
+        raise RealtimeError("the body must be a GTFS-Realtime FeedMessage (protobuf)")
+    info = await anyio.to_thread.run_sync(planner.apply_alerts, data, feed_id)
+    audit.record(session, action="realtime.alerts", actor_id=principal.subject, actor_role=principal.role,
+                 target=feed_id, operator_id=record.operator_id, details={"counts": info["counts"]})
+    return AlertsOut(**info)

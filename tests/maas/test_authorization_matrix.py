@@ -30,9 +30,12 @@ RULES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/.well-known/jwks.json"): frozenset({ANYONE}),  # public keys only
     ("GET", "/v1/plan"): frozenset({ANYONE}),
     ("POST", "/v1/realtime/{feed_id}"): frozenset({"admin", "operator"}),  # operator scope checked per feed
+    ("POST", "/v1/realtime/{feed_id}/alerts"): frozenset({"admin", "operator"}),  # operator scope checked per feed
     ("POST", "/v1/admin/operators"): frozenset({"admin"}),
     ("GET", "/v1/admin/operators"): frozenset({"admin"}),
     ("POST", "/v1/admin/users"): frozenset({"admin"}),
+    ("POST", "/v1/admin/users/{user_id}/disable"): frozenset({"admin"}),
+    ("POST", "/v1/admin/users/{user_id}/enable"): frozenset({"admin"}),
     ("POST", "/v1/admin/gates"): frozenset({"admin"}),
     ("GET", "/v1/operators/{operator_id}"): frozenset({"admin", OWN_OPERATOR}),
     ("GET", "/v1/operators/{operator_id}/gates"): frozenset({"admin", OWN_OPERATOR}),

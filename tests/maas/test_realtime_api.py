@@ -84,3 +84,71 @@ def test_one_overlay_per_feed(client, login, app, engine, settings, shared_data)
     assert sorted(snap.realtime_feeds) == ["ct", "xrl"] and len(snap.realtime.updated_trips) == 0
     static = client.get("/v1/plan", params=q, headers=admin).json()["itineraries"]
     assert static != live and all(not leg.get("realtime") for it in static for leg in it["legs"])
+
+
+def _alerts_message() -> bytes:
+    from google.transit import gtfs_realtime_pb2 as rt
+
+    m = rt.FeedMessage()
+    m.header.gtfs_realtime_version = "2.0"
+    m.header.timestamp = 1699405600
+    e = m.entity.add()
+    e.id = "route-l1"
+    a = e.alert
+    a.informed_entity.add().route_id = "L1"
+    p = a.active_period.add()
+    p.start, p.end = 1699400000, 1699420000  # 2023-11-07 15:33 .. 21:06 PST
+    a.effect = rt.Alert.SIGNIFICANT_DELAYS
+    for lang, text in (("en", "Delays on the Local"), ("es", "Retrasos en el Local")):
+        t = a.header_text.translation.add()
+        t.text, t.language = text, lang
+    e = m.entity.add()
+    e.id = "stop-later"
+    a = e.alert
+    a.informed_entity.add().stop_id = "70232"
+    p = a.active_period.add()
+    p.start, p.end = 1700000000, 1700100000  # a week later: not attached
+    a.header_text.translation.add().text = "Elevator out of service"
+    e = m.entity.add()
+    e.id = "stop-now"
+    a = e.alert
+    a.informed_entity.add().stop_id = "70272"
+    a.header_text.translation.add().text = "Platform 2 closed"
+    return m.SerializeToString()
+
+
+def test_alerts_are_refused_as_trip_updates_and_attached_to_legs(client, login, app, engine,
+                                                                  shared_data) -> None:  # noqa: ANN001
+    """Issue 13 item 5: Service Alerts posted as trip updates are a 422 and leave real time alone; posted as
+    alerts they are kept per feed and listed on the legs they touch, in the passenger's language."""
+    _import_caltrain(engine, shared_data)
+    app.state.planner.refresh()
+    _, admin = login("admin")
+    ct = shared_data / "caltrain-rt"
+    assert client.post("/v1/realtime/ct", content=(ct / "ct-trip-updates.pb").read_bytes(), headers=admin).status_code == 200
+    r = client.post("/v1/realtime/ct", content=_alerts_message(), headers=admin)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "not_trip_updates", r.text
+    assert r.json()["error"]["details"]["entities"]["alert"] == 3
+    r = client.post("/v1/realtime/ct", content=(ct / "ct-vehicle-positions.pb").read_bytes(), headers=admin)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "not_trip_updates"
+    assert len(app.state.planner.snapshot.realtime.updated_trips) == 19, "real time is still there"
+    r = client.post("/v1/realtime/ct/alerts", content=(ct / "ct-trip-updates.pb").read_bytes(), headers=admin)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "not_service_alerts"
+
+    r = client.post("/v1/realtime/ct/alerts", content=_alerts_message(), headers=admin)
+    assert r.status_code == 200 and r.json()["counts"]["alerts"] == 3, r.text
+    q = {"from": "ct:70232", "to": "ct:70272", "depart_at": "2023-11-07T16:50:00-08:00"}
+    its = client.get("/v1/plan", params={**q, "lang": "es"}, headers=admin).json()["itineraries"]
+    ride = next(leg for leg in its[0]["legs"] if leg["mode"] != "WALK")
+    assert ride["route_id"] == "ct:L1"
+    assert {a["id"]: a["header"] for a in ride["alerts"]} == {"route-l1": "Retrasos en el Local",
+                                                             "stop-now": "Platform 2 closed"}
+    assert {a["id"] for a in its[0]["alerts"]} == {"route-l1", "stop-now"}
+    its = client.get("/v1/plan", params=q, headers={**admin, "Accept-Language": "de, en;q=0.8"}).json()["itineraries"]
+    ride = next(leg for leg in its[0]["legs"] if leg["mode"] != "WALK")
+    assert [a["header"] for a in ride["alerts"] if a["id"] == "route-l1"] == ["Delays on the Local"]
+    # a week later the route alert is over and the stop alert not yet... the later one is active then
+    later = {**q, "depart_at": "2023-11-14T16:50:00-08:00"}
+    its = client.get("/v1/plan", params=later, headers=admin).json()["itineraries"]
+    assert {a["id"] for it in its for a in it["alerts"]} == {"stop-later", "stop-now"}
+    assert client.get("/health").json()["timetable"]["realtime_feeds"]["ct"]["alerts"]["count"] == 3
