@@ -12,10 +12,11 @@ import re
 import secrets
 from dataclasses import dataclass
 
+import redis
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from maas import audit
+from maas import audit, revocation
 from maas.db import utcnow
 from maas.errors import AlreadyExists, BadRequest, InvalidCredentials, InvalidToken, NotFound, TokenRevoked
 from maas.models import GateDevice, Operator, RefreshToken, Role, User
@@ -146,7 +147,7 @@ def _issue_pair(session: Session, settings: Settings, user: User, *, family: str
     session.flush()
     return TokenPair(
         access_token=issue_access_token(settings, user_id=user.user_id, role=user.role,
-                                        operator_id=user.operator_id, now=now),
+                                        operator_id=user.operator_id, now=now, family=family),
         refresh_token=issue_refresh_token(settings, user_id=user.user_id, jti=jti, family=family, now=now),
         expires_in=settings.access_token_ttl_s,
     )
@@ -167,8 +168,13 @@ def login(session: Session, settings: Settings, *, phone: str, password: str) ->
     return _issue_pair(session, settings, user, family=None, now=utcnow())
 
 
-def refresh(session: Session, settings: Settings, *, refresh_token: str) -> TokenPair:
-    """Rotate a refresh token. Re-use of a rotated or revoked token revokes the whole family."""
+def refresh(session: Session, settings: Settings, *, refresh_token: str,
+            markers: redis.Redis | None = None) -> TokenPair:
+    """Rotate a refresh token. Re-use of a rotated or revoked token revokes the whole family.
+
+    ``markers``: the Redis of the revocation markers (`maas.revocation`), so that a revoked family's
+    access tokens die at once too.
+    """
     claims = decode_token(settings, refresh_token, expected_type="refresh")
     row = session.get(RefreshToken, claims["jti"])
     if row is None or row.user_id != claims["sub"]:
@@ -192,6 +198,8 @@ def refresh(session: Session, settings: Settings, *, refresh_token: str) -> Toke
         # the one the winner just got. The error keeps this write (see `session_scope`), so the
         # revocation outlives the refused request.
         revoke_family(session, family=row.family, now=now)
+        if markers is not None:
+            revocation.revoke_families(markers, settings, {row.family})
         raise TokenRevoked("the refresh token has been revoked", keep_writes=True)
     session.expire(row)
     return _issue_pair(session, settings, user, family=row.family, now=now, jti=new_jti)
@@ -211,17 +219,57 @@ def revoke_family(session: Session, *, family: str, now: dt.datetime | None = No
     return int(count or 0)
 
 
-def revoke_refresh_token(session: Session, settings: Settings, *, refresh_token: str) -> None:
-    """Log out: revoke the presented refresh token and every token rotated from the same login."""
+def revoke_refresh_token(session: Session, settings: Settings, *, refresh_token: str,
+                         markers: redis.Redis | None = None) -> None:
+    """Log out: revoke the presented refresh token and every token rotated from the same login (and, with
+    ``markers``, the login's access tokens at once)."""
     claims = decode_token(settings, refresh_token, expected_type="refresh")
     row = session.get(RefreshToken, claims["jti"])
     if row is None or row.user_id != claims["sub"]:
         raise InvalidToken("the refresh token is not known")
     revoke_family(session, family=row.family)
+    if markers is not None:
+        revocation.revoke_families(markers, settings, {row.family})
 
 
-def principal_from_access_token(session: Session, settings: Settings, token: str) -> Principal:
+def set_disabled(session: Session, settings: Settings, *, user_id: str, disabled: bool,
+                 markers: redis.Redis | None = None, actor: Principal | None = None) -> User:
+    """Disable (or enable again) an account. Disabling revokes every refresh token of the user and, with
+    ``markers``, every access token still alive, at once."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("no such account", code="unknown_user", details={"user_id": user_id})
+    now = utcnow()
+    user.disabled = disabled
+    session.add(user)
+    session.flush()
+    if disabled:
+        # Every live access token was issued together with a refresh token of its family.
+        recent = now - dt.timedelta(seconds=settings.access_token_ttl_s + 60)
+        families = set(session.exec(select(RefreshToken.family).where(
+            RefreshToken.user_id == user_id, RefreshToken.issued_at >= recent)).all())
+        session.execute(
+            sa.update(RefreshToken)
+            .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))  # type: ignore[union-attr]
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False))
+        if markers is not None:
+            revocation.revoke_families(markers, settings, families)
+            revocation.revoke_user(markers, settings, user_id)
+    elif markers is not None:
+        revocation.clear_user(markers, user_id)
+    audit.record(session, action="user.disable" if disabled else "user.enable",
+                 actor_id=actor.subject if actor else None, actor_role=actor.role if actor else "system",
+                 target=user_id, operator_id=user.operator_id)
+    return user
+
+
+def principal_from_access_token(session: Session, settings: Settings, token: str,
+                                markers: redis.Redis | None = None) -> Principal:
+    """The caller of an access token; with ``markers``, refused once its login or account was revoked."""
     claims = decode_token(settings, token, expected_type="access")
+    if markers is not None:
+        revocation.check_access(markers, claims)
     return Principal(subject=claims["sub"], role=claims["role"], operator_id=claims.get("op"))
 
 

@@ -94,13 +94,15 @@ def jwks(settings: Settings) -> dict[str, Any]:
 
 
 def issue_access_token(settings: Settings, *, user_id: str, role: str, operator_id: str | None,
-                       now: dt.datetime) -> str:
+                       now: dt.datetime, family: str | None = None) -> str:
     claims = {
         "iss": ISSUER, "sub": user_id, "typ": "access", "role": role, "iat": now,
         "exp": now + dt.timedelta(seconds=settings.access_token_ttl_s), "jti": secrets.token_hex(8),
     }
     if operator_id:
         claims["op"] = operator_id
+    if family:
+        claims["fam"] = family  # the login (refresh-token family), so revoking it kills this token at once
     return _encode(settings, claims)
 
 

@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from maas import accounts
 from maas.api.auth import Strict
-from maas.api.deps import CurrentAdmin, OperatorScope, OperatorStaffOrAdmin, SessionDep
+from maas.api.deps import CurrentAdmin, OperatorScope, OperatorStaffOrAdmin, RedisDep, SessionDep, SettingsDep
 from maas.errors import AlreadyExists, BadRequest, Forbidden, NotFound, error_responses
 from maas.models import GateDevice, Operator
 
@@ -83,6 +83,35 @@ def create_user(body: UserIn, session: SessionDep, admin: CurrentAdmin) -> UserO
     user = accounts.create_user(session, phone=body.phone, password=body.password, name=body.name,
                                 role=body.role, operator_id=body.operator_id, actor=admin)
     return UserOut(user_id=user.user_id, role=user.role, operator_id=user.operator_id)
+
+
+class UserStatusOut(BaseModel):
+    user_id: str
+    role: str
+    operator_id: str | None = None
+    disabled: bool
+
+
+def _set_disabled(session: SessionDep, settings: SettingsDep, redis: RedisDep, admin: CurrentAdmin, user_id: str,
+                  disabled: bool) -> UserStatusOut:
+    user = accounts.set_disabled(session, settings, user_id=user_id, disabled=disabled, markers=redis, actor=admin)
+    return UserStatusOut(user_id=user.user_id, role=user.role, operator_id=user.operator_id, disabled=user.disabled)
+
+
+@router.post("/v1/admin/users/{user_id}/disable", response_model=UserStatusOut,
+             responses=error_responses(Forbidden, NotFound))
+def disable_user(user_id: str, session: SessionDep, settings: SettingsDep, redis: RedisDep,
+                 admin: CurrentAdmin) -> UserStatusOut:
+    """Disable an account: it cannot log in, and its refresh and access tokens stop working at once."""
+    return _set_disabled(session, settings, redis, admin, user_id, True)
+
+
+@router.post("/v1/admin/users/{user_id}/enable", response_model=UserStatusOut,
+             responses=error_responses(Forbidden, NotFound))
+def enable_user(user_id: str, session: SessionDep, settings: SettingsDep, redis: RedisDep,
+                admin: CurrentAdmin) -> UserStatusOut:
+    """Enable a disabled account again; it logs in anew (its old tokens stay revoked)."""
+    return _set_disabled(session, settings, redis, admin, user_id, False)
 
 
 @router.post("/v1/admin/gates", status_code=status.HTTP_201_CREATED, response_model=GateCreated,

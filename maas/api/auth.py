@@ -78,13 +78,14 @@ def token(body: TokenIn, session: SessionDep, settings: SettingsDep, redis: Redi
 
 
 @router.post("/refresh", response_model=TokenOut, responses=error_responses(InvalidToken, TokenRevoked))
-def refresh(body: RefreshIn, session: SessionDep, settings: SettingsDep) -> TokenOut:
-    return _pair(accounts.refresh(session, settings, refresh_token=body.refresh_token))
+def refresh(body: RefreshIn, session: SessionDep, settings: SettingsDep, redis: RedisDep) -> TokenOut:
+    return _pair(accounts.refresh(session, settings, refresh_token=body.refresh_token, markers=redis))
 
 
 @router.post("/revoke", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(InvalidToken))
-def revoke(body: RefreshIn, session: SessionDep, settings: SettingsDep) -> None:
-    accounts.revoke_refresh_token(session, settings, refresh_token=body.refresh_token)
+def revoke(body: RefreshIn, session: SessionDep, settings: SettingsDep, redis: RedisDep) -> None:
+    """Log out: the login's refresh tokens and its access tokens stop working at once."""
+    accounts.revoke_refresh_token(session, settings, refresh_token=body.refresh_token, markers=redis)
 
 
 class JwkOut(BaseModel):

@@ -39,23 +39,24 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
 
 
-def get_principal(session: SessionDep, settings: SettingsDep,
+def get_principal(session: SessionDep, settings: SettingsDep, request: Request,
                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthorized("an Authorization: Bearer token is required", code="missing_token")
     token = credentials.credentials
     if token.startswith(GATE_TOKEN_PREFIX):
         return accounts.principal_from_gate_token(session, token)
-    return accounts.principal_from_access_token(session, settings, token)
+    # One Redis round trip: logout, theft detection and disabling take effect at once (maas.revocation).
+    return accounts.principal_from_access_token(session, settings, token, markers=request.app.state.redis)
 
 
 def get_optional_principal(
-    session: SessionDep, settings: SettingsDep,
+    session: SessionDep, settings: SettingsDep, request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal | None:
     if credentials is None:
         return None
-    return get_principal(session, settings, credentials)
+    return get_principal(session, settings, request, credentials)
 
 
 class WrongRole(Forbidden):

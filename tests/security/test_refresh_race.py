@@ -57,6 +57,9 @@ def test_concurrent_refresh_has_exactly_one_winner_and_the_family_dies(server, m
             # The losers' attempts revoked the family: the winner's new refresh token is dead too.
             after = c.post("/v1/auth/refresh", json={"refresh_token": winners[0].json()["refresh_token"]})
             assert after.status_code == 401 and after.json()["error"]["code"] == "token_revoked"
+            # ... and so is its access token, at once (item 8: revocation markers).
+            me = c.get("/v1/me", headers={"Authorization": f"Bearer {winners[0].json()['access_token']}"})
+            assert me.status_code == 401
 
 
 def test_service_level_rotation_is_atomic(engine, settings, make_user) -> None:  # noqa: ANN001
