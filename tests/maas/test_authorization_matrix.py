@@ -36,8 +36,6 @@ RULES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/admin/users"): frozenset({"admin"}),
     ("POST", "/v1/admin/users/{user_id}/disable"): frozenset({"admin"}),
     ("POST", "/v1/admin/users/{user_id}/enable"): frozenset({"admin"}),
-    ("POST", "/v1/admin/users/{user_id}/disable"): frozenset({"admin"}),
-    ("POST", "/v1/admin/users/{user_id}/enable"): frozenset({"admin"}),
     ("POST", "/v1/admin/gates"): frozenset({"admin"}),
     ("GET", "/v1/operators/{operator_id}"): frozenset({"admin", OWN_OPERATOR}),
     ("GET", "/v1/operators/{operator_id}/gates"): frozenset({"admin", OWN_OPERATOR}),
