@@ -283,7 +283,8 @@ def validate_face(session: Session, gate: gates.GateContext, *, ticket_id: str, 
     ``face_embedding`` (128 floats computed by a trusted gate with the same
     model) is given. Rejections are decisions, not errors, and every attempt
     is recorded (`GateValidation` with ``method="face"`` plus its
-    `FaceVerification`): ``unknown_ticket``, ``no_face_template``,
+    `FaceVerification`): ``unknown_ticket`` (also for a ticket without a leg of the gate's
+    operator: decided before anything else, answered exactly as a missing ticket), ``no_face_template``,
     ``liveness_failed`` (the gate said spoof), ``liveness_required`` (policy
     and no verdict), an image code (``no_face``, ``multiple_faces``,
     ``not_an_image``, ``image_too_large``, ``invalid_base64``),
@@ -295,6 +296,10 @@ def validate_face(session: Session, gate: gates.GateContext, *, ticket_id: str, 
         raise ValueError("threshold must be a positive number")
     probe_kind = "image" if face_image is not None else "embedding"
     ticket = session.get(Ticket, ticket_id)
+    if ticket is not None and not gates.in_operator_scope(session, ticket.ticket_id, gate.operator_id):
+        # Operator scope first: another operator's gate learns nothing (no match result, no enrolment,
+        # not even that the ticket exists) and no biometric work is done for it.
+        ticket = None
     template = session.get(FaceTemplate, ticket.traveler_id) if ticket is not None else None
     verification: Verification | None = None
 

@@ -159,13 +159,26 @@ def validate_qr(session: Session, gate: GateContext, *, payload: str, keys: dict
     return d
 
 
+def in_operator_scope(session: Session, ticket_id: str, operator_id: str) -> bool:
+    """Whether the ticket has a leg of ``operator_id`` (what a gate of that operator may learn anything about)."""
+    return session.exec(select(TicketLeg.leg_id).where(TicketLeg.ticket_id == ticket_id,
+                                                       TicketLeg.operator_id == operator_id).limit(1)).first() \
+        is not None
+
+
 def validate_id_number(session: Session, gate: GateContext, *, id_number: str, id_type: str, keyring: Keyring,
                        ledger: Ledger, now: dt.datetime) -> Decision:
-    """Online check of a traveller's ID document (一证通行): found by blind index, never by clear number."""
+    """Online check of a traveller's ID document (一证通行): found by blind index, never by clear number.
+
+    Only tickets with a leg of the gate's operator are considered: for another operator's gate, an ID
+    number holding a ticket answers exactly like one holding none (``unknown_ticket``, no ticket id).
+    """
     index = keyring.blind_index(id_number, f"id_number:{id_type}")
     travelers = session.exec(select(Traveler.traveler_id).where(Traveler.id_number_index == index)).all()
+    mine = (select(TicketLeg.ticket_id).where(TicketLeg.operator_id == gate.operator_id)
+            .where(TicketLeg.ticket_id == Ticket.ticket_id).exists())
     tickets = list(session.exec(select(Ticket).where(Ticket.traveler_id.in_(travelers))  # type: ignore[attr-defined]
-                                .order_by(Ticket.valid_from))) if travelers else []
+                                .where(mine).order_by(Ticket.valid_from))) if travelers else []
     d = _decide(session, tickets, gate, at=now, ledger=ledger, offline=False)
     _record(session, gate, d, method="id_number", at=now, now=now)
     return d

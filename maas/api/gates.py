@@ -130,6 +130,8 @@ def validate(body: ValidateIn, request: Request, session: SessionDep, settings: 
     match 1:1 and the gate's optional ``liveness`` verdict. Face reasons: ``no_face_template``,
     ``face_mismatch``, ``liveness_failed``, ``liveness_required``, ``model_mismatch`` and the image
     codes (``no_face``, ``multiple_faces``, ``not_an_image``, ``image_too_large``, ``invalid_base64``).
+    Operator scope is decided first: a face's ticket or an ID number without a leg of this gate's
+    operator is answered ``unknown_ticket`` (no ticket id) exactly as one that does not exist.
     """
     gate = _gate(request, session, principal, body.gate_id, body.stop_id)
     rt = runtime(request.app)

@@ -216,3 +216,56 @@ def test_a_gate_at_the_right_stop_or_its_parent_station_admits(client, login, en
     r = client.post("/v1/admin/gates", headers=admin, json={"operator_id": "yunxi-coach", "stop_id": "yx-coach:YXZZ",
                                                             "roaming": True})
     assert r.status_code == 400  # a gate either stands at a stop or roams
+
+
+# --------------------------------------------------------------------------- 12. another operator's gate learns nothing
+
+
+def test_another_operators_gate_learns_nothing_from_faces_or_id_numbers(client, login, app, engine, demo,
+                                                                        shared_data):
+    from maas import accounts
+    from maas.db import session_scope
+    from tests.face_support import caching_encoder, enrol, photo_b64
+    from tests.ticketing_support import resident_id
+
+    app.state.face_encoder = caching_encoder()
+    _uid, h = login("passenger")
+    enrolled_id, bare_id = resident_id(seq="321"), resident_id(seq="654")
+    _offer, order = buy(client, h, journey(client, demo), [traveler("张三", id_number=enrolled_id),
+                                                           traveler("李四", id_number=bare_id)])
+    assert client.post(order["payment"]["confirm_url"], headers=h).json()["status"] == "ticketed"
+    t1, t2 = client.get(f"/v1/orders/{order['order_id']}", headers=h).json()["tickets"]
+    obama = photo_b64(shared_data, "face_recognition/obama.jpg")
+    assert enrol(client, h, t1["traveler"]["traveler_id"], obama).status_code == 201
+
+    with session_scope(engine) as s:
+        accounts.ensure_operator(s, operator_id="rival", name="rival")
+    gate, gh = gate_headers(engine, "rival", "yx-bus:YXYZ")
+    calls = caching_encoder().calls
+
+    def ask(**credential):  # noqa: ANN003, ANN202
+        r = client.post("/v1/gates/validate", headers=gh, json={"gate_id": gate, "stop_id": "yx-bus:YXYZ",
+                                                                **credential})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    not_found = ask(ticket_id="tkt_" + "00" * 12, face_image=obama)
+    answers = {
+        "the same face (a match)": ask(ticket_id=t1["ticket_id"], face_image=photo_b64(shared_data,
+                                                                                   "face_recognition/obama2.jpg")),
+        "another face (a mismatch)": ask(ticket_id=t1["ticket_id"], face_image=photo_b64(
+            shared_data, "face_recognition/biden.jpg")),
+        "a traveller without a face": ask(ticket_id=t2["ticket_id"], face_image=obama),
+    }
+    for what, answer in answers.items():
+        assert answer == not_found, what
+    assert not_found == {"result": "rejected", "reason": "unknown_ticket", "ticket_id": None, "leg_id": None}
+    assert caching_encoder().calls == calls  # no biometric work for a gate that may not admit the ticket
+
+    # an ID number holding a ticket looks exactly like one that holds none
+    assert ask(id_number=enrolled_id) == ask(id_number=resident_id(seq="987")) == not_found
+    with session_scope(engine) as s:
+        from ticketing.models import TicketLeg
+
+        assert {x.status for x in s.query(TicketLeg).filter(TicketLeg.ticket_id.in_([t1["ticket_id"],
+                                                                                   t2["ticket_id"]]))} == {"unused"}
