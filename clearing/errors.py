@@ -89,6 +89,13 @@ class InvalidPeriod(ClearingError):
     status = 422
 
 
+class PeriodNotEnded(InvalidPeriod):
+    """The period ends after the current business day: its entries are not all in yet."""
+
+    code = "period_not_ended"
+    status = 422
+
+
 class PeriodOverlaps(ClearingError):
     """A closed settlement period overlaps the requested one (closed periods are immutable)."""
 

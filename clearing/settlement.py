@@ -37,7 +37,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from clearing import ledger
-from clearing.errors import InvalidPeriod, PeriodOverlaps, RunNotFound
+from clearing.clock import local_date, utcnow
+from clearing.errors import InvalidPeriod, PeriodNotEnded, PeriodOverlaps, RunNotFound
 from clearing.ledger import Line, NewEntry
 from clearing.models import (
     JournalEntry, JournalLine, RunEntry, RunOperator, SettlementLine, SettlementRun, SettleQueue,
@@ -45,6 +46,8 @@ from clearing.models import (
 
 SETTLEABLE_KINDS = ledger.SETTLEABLE_KINDS
 MAX_PERIOD_DAYS = 366
+#: No ticket was sold through this system before this date; earlier periods are typing errors.
+EARLIEST_PERIOD_START = dt.date(2000, 1, 1)
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _AMOUNTS = ("gross", "refunds", "commission", "adjustments", "net")
 #: The line purposes a statement line is computed from (the payable side is their balance, see clearing.ledger).
@@ -55,7 +58,7 @@ def _checkpoint(stage: str) -> None:
     """Called between the run's steps. Does nothing; tests replace it to fail a run partway."""
 
 
-def _validate(period_start: dt.date, period_end: dt.date, currency: str) -> None:
+def _validate(period_start: dt.date, period_end: dt.date, currency: str, now: dt.datetime) -> None:
     if not _CURRENCY.match(currency or ""):
         raise InvalidPeriod("currency is an ISO 4217 code such as CNY", details={"currency": currency})
     if period_end <= period_start:
@@ -63,6 +66,16 @@ def _validate(period_start: dt.date, period_end: dt.date, currency: str) -> None
                             details={"period_start": period_start.isoformat(), "period_end": period_end.isoformat()})
     if (period_end - period_start).days > MAX_PERIOD_DAYS:
         raise InvalidPeriod(f"a period spans at most {MAX_PERIOD_DAYS} days")
+    if period_start < EARLIEST_PERIOD_START:
+        raise InvalidPeriod(f"a period starts on {EARLIEST_PERIOD_START.isoformat()} or later",
+                            details={"period_start": period_start.isoformat()})
+    business_day = local_date(now)
+    if period_end > business_day:
+        # Entries keep arriving for a day that has not ended; settling it would sweep them all (and anything
+        # queued for later days) into this run. The last day a run may close is yesterday (T+1).
+        raise PeriodNotEnded("the period ends after the current business day: only days that have ended settle",
+                             details={"period_end": period_end.isoformat(), "business_day": business_day.isoformat(),
+                                      "latest_period_end": business_day.isoformat()})
 
 
 def _pg_memory(session: Session) -> None:
@@ -89,9 +102,14 @@ def run_operators(session: Session, run_id: str) -> list[RunOperator]:
 
 
 def run_settlement(session: Session, *, period_start: dt.date, period_end: dt.date, currency: str = "CNY",
-                   actor_id: str | None = None) -> tuple[SettlementRun, bool]:
-    """Close the period; returns ``(run, created)``. The same period again returns the existing run."""
-    _validate(period_start, period_end, currency)
+                   actor_id: str | None = None, now: dt.datetime | None = None) -> tuple[SettlementRun, bool]:
+    """Close the period; returns ``(run, created)``. The same period again returns the existing run.
+
+    The period must have ended: ``period_end`` is at most the current business day (``now``, default the
+    wall clock, in the clearing time zone), and it starts no earlier than `EARLIEST_PERIOD_START`
+    (`PeriodNotEnded`, `InvalidPeriod`).
+    """
+    _validate(period_start, period_end, currency, now or utcnow())
     if session.get_bind().dialect.name == "postgresql":
         # Runs are serialised: the overlap check and "each entry settled once" are then plain reads.
         session.execute(sa.text("SELECT pg_advisory_xact_lock(7242007)"))

@@ -19,6 +19,6 @@ def settle_previous_day(session: Session, *, now: dt.datetime, currency: str = "
     """Close yesterday (T+1, in the clearing time zone) unless it is closed already; returns a summary line."""
     today = local_date(now)
     run, created = settlement.run_settlement(session, period_start=today - dt.timedelta(days=1), period_end=today,
-                                             currency=currency, actor_id="job:clearing.settle_daily")
+                                             currency=currency, actor_id="job:clearing.settle_daily", now=now)
     verb = "closed" if created else "already closed"
     return f"{run.period_start.isoformat()} {verb}: run {run.run_id}, {run.lines} lines, net {run.net_payable}"

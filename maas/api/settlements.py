@@ -14,14 +14,14 @@ import datetime as dt
 import io
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from clearing import agreements, disputes, settlement
 from clearing.apportionment import Agreement, Method
 from clearing.errors import (
-    DisputeClosed, DisputeNotFound, InvalidAgreement, InvalidPeriod, InvalidRecord, LineNotFound, PeriodOverlaps,
-    RunNotFound,
+    DisputeClosed, DisputeNotFound, InvalidAgreement, InvalidPeriod, InvalidRecord, LineNotFound, PeriodNotEnded,
+    PeriodOverlaps, RunNotFound,
 )
 from clearing.schemas import (
     STATEMENT_CSV_HEADER, DisputePublic, RunPublic, StatementPublic, dispute_public, run_public, statement_public,
@@ -33,6 +33,7 @@ from maas.api.deps import (
     require_roles,
 )
 from maas.errors import Forbidden, error_responses
+from maas.journeys import now
 from maas.security import Principal
 
 router = APIRouter(tags=["clearing"])
@@ -48,10 +49,13 @@ class RunIn(Strict):
 @router.post("/v1/settlements/runs", response_model=RunPublic, status_code=status.HTTP_201_CREATED,
              response_model_exclude_none=True,
              responses={200: {"model": RunPublic, "description": "the run of this period already exists"},
-                        **error_responses(Forbidden, InvalidPeriod, PeriodOverlaps)})
-def create_run(body: RunIn, session: SessionDep, admin: CurrentAdmin, response: Response) -> RunPublic:
+                        **error_responses(Forbidden, InvalidPeriod, PeriodNotEnded, PeriodOverlaps)})
+def create_run(body: RunIn, request: Request, session: SessionDep, admin: CurrentAdmin,
+               response: Response) -> RunPublic:
+    """Closes a period that has ended: `period_end` at most today in the clearing time zone (else 422
+    `period_not_ended`), `period_start` from 2000-01-01 (else 422 `invalid_period`)."""
     run, created = settlement.run_settlement(session, period_start=body.period_start, period_end=body.period_end,
-                                             currency=body.currency, actor_id=admin.subject)
+                                             currency=body.currency, actor_id=admin.subject, now=now(request.app))
     if created:
         audit.record(session, action="settlement.run", actor_id=admin.subject, actor_role=admin.role,
                      target=run.run_id, details={"period_start": run.period_start.isoformat(),

@@ -99,6 +99,9 @@ def test_settlement_end_to_end(client, login, engine) -> None:  # noqa: ANN001
     # The closed run did not change; the next run carries the late refund and the dispute as adjustments.
     assert client.get(f"/v1/settlements/runs/{run['run_id']}?verify=true", headers=admin).json() == {
         **run, "verified": True}
+    # the period below ends tomorrow: it may close once today has ended (the app's clock, clearing's zone)
+    tomorrow = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(0, 30), dt.timezone(dt.timedelta(hours=8)))
+    client.app.state.clock = lambda: tomorrow
     r2 = client.post("/v1/settlements/runs", json={"period_start": d2.isoformat(),
                                                   "period_end": (today + dt.timedelta(days=1)).isoformat()},
                      headers=admin)

@@ -182,7 +182,8 @@ def test_random_tickets_settle_to_what_passengers_paid(session, tickets) -> None
             amount = shares * pct // 100
             refund(session, t, refunded, amount, when=at(day, 12))
             refunded_total += amount
-    run, _ = settlement.run_settlement(session, period_start=day, period_end=day + dt.timedelta(days=1))
+    run, _ = settlement.run_settlement(session, period_start=day, period_end=day + dt.timedelta(days=1),
+                                       now=at(day + dt.timedelta(days=1), 3))  # the day has ended
     assert run.refunds == refunded_total
     assert run.net_payable + run.commission + run.refunds == paid_total
     for line in session.exec(select(SettlementLine).where(SettlementLine.run_id == run.run_id)):
