@@ -7,14 +7,24 @@ plus per-trip cancelled flags. The timetable itself is never written.
 
 Semantics (GTFS-Realtime reference):
 
-* A trip is matched by ``feed_id:trip_id``; a frequency-based trip also by its
-  ``start_time``. Unmatched trips are listed in ``unmatched_trip_ids``, never fatal.
-* ``schedule_relationship`` CANCELED (or DELETED) sets ``trip_cancelled``.
+* A trip is matched by ``feed_id:trip_id`` (a frequency-based trip also by its
+  ``start_time``), or, without a trip_id, by ``route_id`` + ``start_time`` (the
+  trip of that route leaving its first stop then and running on ``start_date``;
+  ``direction_id`` is not compared: the compiled timetable does not keep it).
+  Updates that match nothing are counted by cause in
+  ``counts["unmatched_by_cause"]`` (``unknown_trip_id``, ``ambiguous_trip``,
+  ``not_running_that_day``, ``date_outside_timetable``, ...), never fatal.
+* ``schedule_relationship`` of the trip: CANCELED / DELETED cancel it that day;
+  ADDED / NEW add a trip of ``route_id`` with its own stops and absolute times
+  (``added``); DUPLICATED adds a copy of the named trip starting at
+  ``trip_properties.start_time`` on ``trip_properties.start_date`` (its
+  StopTimeUpdates apply to the copy); REPLACEMENT is read as SCHEDULED.
 * A StopTimeUpdate is matched to a position of the trip's pattern by
   ``stop_id`` (the next occurrence after the previous update) or else by
   ``stop_sequence``. Absolute ``time`` values become seconds after the service
-  day's noon-minus-12h (service day = ``start_date``, else the feed-local date
-  of the message timestamp); ``delay`` values add to the schedule. A delay
+  day's noon-minus-12h (service day = ``start_date``, else of the feed-local
+  date of the message timestamp and the day before, the day the trip runs on
+  nearest that time); ``delay`` values add to the schedule. A delay
   applies to every later stop until the next update (propagation); stops before
   the first update keep their schedule. SKIPPED marks the stop as not served
   (``skipped``) and carries the delay through; NO_DATA stops propagation.
@@ -24,7 +34,8 @@ Semantics (GTFS-Realtime reference):
   be FIFO: ``pattern_fifo[q]`` says whether it still is.
 * A TripUpdate with only a trip-level ``delay`` shifts the whole trip.
 * An update applies to the trip on ``trip_day`` (service-day index of the
-  timetable); on other days the static schedule holds.
+  timetable); on other days the static schedule holds. Planning runs on
+  :func:`realtime_view`, which makes that so (and keeps patterns FIFO).
 """
 
 from __future__ import annotations
@@ -43,6 +54,10 @@ from routing.timetable import Timetable
 _TRIP_SCHEDULED = gtfs_realtime_pb2.TripDescriptor.SCHEDULED
 _TRIP_CANCELED = gtfs_realtime_pb2.TripDescriptor.CANCELED
 _TRIP_DELETED = getattr(gtfs_realtime_pb2.TripDescriptor, "DELETED", -99)
+_TRIP_ADDED = gtfs_realtime_pb2.TripDescriptor.ADDED
+_TRIP_NEW = getattr(gtfs_realtime_pb2.TripDescriptor, "NEW", -98)
+_TRIP_DUPLICATED = getattr(gtfs_realtime_pb2.TripDescriptor, "DUPLICATED", -97)
+_TRIP_REPLACEMENT = getattr(gtfs_realtime_pb2.TripDescriptor, "REPLACEMENT", -96)
 _STU = gtfs_realtime_pb2.TripUpdate.StopTimeUpdate
 _STOP_SKIPPED = _STU.SKIPPED
 _STOP_NO_DATA = _STU.NO_DATA
@@ -165,136 +180,284 @@ def apply_trip_updates(tt: Timetable, data: bytes, feed_id: str) -> RealtimeOver
     warnings: list[str] = []
     counts = {"entities": len(msg.entity), "trip_updates": 0, "matched": 0, "cancelled": 0, "unmatched": 0,
               "stop_updates": 0, "stop_updates_unmatched": 0, "stop_updates_rejected": 0,
-              "skipped_stops": 0}
+              "skipped_stops": 0, "added": 0, "duplicated": 0, "matched_by_route_start": 0}
     causes: dict[str, int] = {}
     counts["unmatched_by_cause"] = causes
     counts["kinds"] = kinds
     if not msg.entity:
         warnings.append("the message has no entities: every earlier update of this feed is withdrawn")
+    added: list[RtTrip] = []
+    seen: set[tuple[int, int]] = set()
     for ent in msg.entity:
         if not ent.HasField("trip_update"):
             continue
         counts["trip_updates"] += 1
         tu = ent.trip_update
         td = tu.trip
-        cands = index.get(td.trip_id.strip(), []) if td.trip_id else []
-        if len(cands) > 1 and td.start_time:
-            start = _parse_hms(td.start_time)
-            cands = [t for t in cands if int(tt.trip_start_s[t]) == start]
+        rel = td.schedule_relationship
+        label = td.trip_id or f"<entity {ent.id}: route {td.route_id} at {td.start_time}>"
 
         def miss(cause: str, what: str) -> None:
-            unmatched.append(td.trip_id or f"<entity {ent.id} without trip_id>")
+            unmatched.append(label)
             counts["unmatched"] += 1
             causes[cause] = causes.get(cause, 0) + 1
             if len(warnings) < 200:
                 warnings.append(what)
 
-        if not td.trip_id:
-            miss("no_trip_id", f"entity {ent.id}: no trip_id")
+        if rel in (_TRIP_ADDED, _TRIP_NEW):
+            trip = _new_trip(tt, feed_id, feed, tu, default_day, day_epoch, miss)
+            if trip is not None:
+                added.append(trip)
+                counts["added"] += 1
+                counts["matched"] += 1
+            continue
+        if td.trip_id:
+            cands = index.get(td.trip_id.strip(), [])
+            if len(cands) > 1 and td.start_time:
+                start = _parse_hms(td.start_time)
+                cands = [t for t in cands if int(tt.trip_start_s[t]) == start]
+        elif td.route_id and td.start_time:
+            # a trip named by route + start time (+ direction, which the compiled timetable does not keep)
+            cands = _by_route_start(tt, feed_id, td.route_id.strip(), _parse_hms(td.start_time))
+            if len(cands) > 1 and td.start_date:
+                try:
+                    d0 = tt.day_index(datetime.strptime(td.start_date, "%Y%m%d").date())
+                    cands = [t for t in cands if 0 <= d0 < tt.n_days and tt.service_days[tt.trip_service[t], d0]]
+                except ValueError:
+                    pass
+            if len(cands) == 1:
+                counts["matched_by_route_start"] += 1
+        else:
+            miss("no_trip_id", f"entity {ent.id}: neither trip_id nor route_id + start_time")
             continue
         if not cands:
-            miss("unknown_trip_id", f"trip {td.trip_id}: not in feed {feed_id}")
+            miss("unknown_trip_id" if td.trip_id else "no_trip_at_route_start",
+                 f"trip {label}: not in feed {feed_id}")
             continue
         if len(cands) > 1:
-            miss("ambiguous_trip", f"trip {td.trip_id}: {len(cands)} trips match (give start_time)")
+            miss("ambiguous_trip", f"trip {label}: {len(cands)} trips match (give start_time / trip_id)")
             continue
         t = cands[0]
         if td.start_date:
             try:
                 day = tt.day_index(datetime.strptime(td.start_date, "%Y%m%d").date())
             except ValueError:
-                miss("bad_start_date", f"trip {td.trip_id}: bad start_date {td.start_date!r}")
+                miss("bad_start_date", f"trip {label}: bad start_date {td.start_date!r}")
                 continue
         else:
             day = _current_service_day(tt, t, default_day, ts, day_epoch)
         if day is None:
-            miss("no_service_day", f"trip {td.trip_id}: no start_date and no header timestamp")
+            miss("no_service_day", f"trip {label}: no start_date and no header timestamp")
             continue
         if not 0 <= day < tt.n_days:
-            miss("date_outside_timetable", f"trip {td.trip_id}: {td.start_date or 'the message day'} is outside "
+            miss("date_outside_timetable", f"trip {label}: {td.start_date or 'the message day'} is outside "
                  "the timetable's dates")
             continue
         if not tt.service_days[tt.trip_service[t], day]:
-            miss("not_running_that_day", f"trip {td.trip_id} does not run on {td.start_date or 'the message day'} "
+            miss("not_running_that_day", f"trip {label} does not run on {td.start_date or 'the message day'} "
                  "by schedule")
-            continue
-        counts["matched"] += 1
-        upd_trip.append(t)
-        upd_day.append(day)
-        if td.schedule_relationship in (_TRIP_CANCELED, _TRIP_DELETED):
-            cancelled[t] = True
-            counts["cancelled"] += 1
-            continue
-        trip_delay = int(tu.delay) if tu.HasField("delay") else None
-        if not len(tu.stop_time_update) and (trip_delay is None or abs(trip_delay) > _MAX_OFFSET_S):
             continue
         p = int(tt.trip_pattern[t])
         col = t - int(tt.pattern_trip_offsets[p])
+        ps = tt.pattern_stop_slice(p)
+        pstops = np.asarray(tt.pattern_stops[ps])
+        pseq = np.asarray(tt.pattern_stop_sequence[ps])
+        if rel == _TRIP_DUPLICATED:
+            # a copy of trip t at another time (trip_properties.start_time / start_date), t itself runs as planned
+            tp = tu.trip_properties
+            a2s, d2s = tt.pattern_times(p)
+            shift = 0
+            if tp.start_time:
+                st = _parse_hms(tp.start_time)
+                if st is None:
+                    miss("bad_start_time", f"trip {label}: bad trip_properties.start_time {tp.start_time!r}")
+                    continue
+                shift = st - int(d2s[0, col])
+            dday = day
+            if tp.start_date:
+                try:
+                    dday = tt.day_index(datetime.strptime(tp.start_date, "%Y%m%d").date())
+                except ValueError:
+                    miss("bad_start_date", f"trip {label}: bad trip_properties.start_date {tp.start_date!r}")
+                    continue
+            if not 0 <= dday < tt.n_days:
+                miss("date_outside_timetable", f"duplicate of {label}: its date is outside the timetable")
+                continue
+            sa = a2s[:, col].astype(np.int64) + shift
+            sd = d2s[:, col].astype(np.int64) + shift
+            new_a, new_d, sk = _apply_stop_updates(tt, feed_id, tu, sa, sd, pstops, pseq, day_epoch(dday), counts)
+            added.append(RtTrip(
+                base=-1, day=int(dday), route=int(tt.trip_route[t]),
+                trip_id=f"{feed_id}:{tp.trip_id or td.trip_id + '@' + (tp.start_time or '')}",
+                stops=pstops, arr=new_a.astype(np.int32), dep=new_d.astype(np.int32), skipped=sk,
+                pickup=np.asarray(tt.pattern_pickup[ps]), dropoff=np.asarray(tt.pattern_dropoff[ps]),
+                stop_sequence=pseq, dist_m=np.asarray(tt.pattern_stop_dist_m[ps]),
+                headsign=tp.trip_headsign or str(tt.trip_headsigns[t]),
+                wheelchair=int(tt.trip_wheelchair_accessible[t]), shape=int(tt.trip_shape[t]), feed_id=feed_id))
+            counts["duplicated"] += 1
+            counts["matched"] += 1
+            continue
+        if (t, day) in seen:
+            miss("repeated_trip", f"trip {label}: a second update for the same trip and day (the first holds)")
+            continue
+        seen.add((t, day))
+        counts["matched"] += 1
+        upd_trip.append(t)
+        upd_day.append(day)
+        if rel in (_TRIP_CANCELED, _TRIP_DELETED):
+            cancelled[t] = True
+            counts["cancelled"] += 1
+            continue
+        if rel == _TRIP_REPLACEMENT:
+            warnings.append(f"trip {label}: REPLACEMENT is read as SCHEDULED (its stop times update the trip)")
+        trip_delay = int(tu.delay) if tu.HasField("delay") else None
+        if not len(tu.stop_time_update) and (trip_delay is None or abs(trip_delay) > _MAX_OFFSET_S):
+            continue
         if p not in blocks:
             a2, d2 = tt.pattern_times(p)
             blocks[p] = [np.array(a2, copy=True), np.array(d2, copy=True), np.zeros(a2.shape, dtype=bool)]
         a2, d2, sk2 = blocks[p]
-        ps = tt.pattern_stop_slice(p)
-        pstops = np.asarray(tt.pattern_stops[ps])
-        pseq = np.asarray(tt.pattern_stop_sequence[ps])
-        sched_a = a2[:, col].astype(np.int64)
-        sched_d = d2[:, col].astype(np.int64)
-        new_a, new_d = sched_a.copy(), sched_d.copy()
-        L = len(pstops)
-        cursor = 0
-        delay: int | None = None
-        last_pos = -1
-        if not len(tu.stop_time_update):  # only TripUpdate.delay: the whole trip shifts
-            delay = trip_delay
-        base = day_epoch(day)
-        for stu in tu.stop_time_update:
-            counts["stop_updates"] += 1
-            pos = _match_position(tt, feed_id, stu, pstops, pseq, cursor)
-            if pos is None:
-                counts["stop_updates_unmatched"] += 1
-                continue
-            # propagate the running delay over the stops since the previous update
-            if delay is not None:
-                new_a[last_pos + 1:pos] = sched_a[last_pos + 1:pos] + delay
-                new_d[last_pos + 1:pos] = sched_d[last_pos + 1:pos] + delay
-            rel = stu.schedule_relationship
-            if rel == _STOP_NO_DATA:
-                delay = None
-            elif rel == _STOP_SKIPPED:
-                sk2[pos, col] = True
-                counts["skipped_stops"] += 1
-                if delay is not None:
-                    new_a[pos] = sched_a[pos] + delay
-                    new_d[pos] = sched_d[pos] + delay
-            else:
-                a = _event_time(stu, "arrival", sched_a[pos], base)
-                d = _event_time(stu, "departure", sched_d[pos], base)
-                if a is None and d is None:
-                    pass
-                elif not all(-_MAX_OFFSET_S <= x <= _MAX_OFFSET_S for x in (a, d) if x is not None):
-                    counts["stop_updates_rejected"] += 1  # a time days away from the service day
-                    continue
-                else:
-                    if a is None:
-                        a = min(d, sched_a[pos] + (d - sched_d[pos]))
-                    if d is None:
-                        d = max(a, sched_d[pos] + (a - sched_a[pos]))
-                    new_a[pos], new_d[pos] = a, max(a, d)
-                    delay = int(new_d[pos] - sched_d[pos])
-            last_pos, cursor = pos, pos + 1
-        if delay is not None and last_pos + 1 < L:
-            new_a[last_pos + 1:] = sched_a[last_pos + 1:] + delay
-            new_d[last_pos + 1:] = sched_d[last_pos + 1:] + delay
-        # never back in time along the trip
-        inter = np.empty(2 * L, dtype=np.int64)
-        inter[0::2], inter[1::2] = new_a, new_d
-        inter = np.maximum.accumulate(inter)
-        a2[:, col] = inter[0::2]
-        d2[:, col] = inter[1::2]
+        new_a, new_d, sk = _apply_stop_updates(tt, feed_id, tu, a2[:, col].astype(np.int64),
+                                               d2[:, col].astype(np.int64), pstops, pseq, day_epoch(day), counts,
+                                               trip_delay)
+        a2[:, col] = new_a
+        d2[:, col] = new_d
+        sk2[:, col] = sk
     if counts["unmatched"]:
         warnings.insert(0, f"{counts['unmatched']} trip update(s) match no trip of feed {feed_id} running "
                            f"that day: {causes}")
-    return _build_overlay(tt, feed_id, ts, cancelled, blocks, upd_trip, upd_day, unmatched, warnings, counts)
+    ov = _build_overlay(tt, feed_id, ts, cancelled, blocks, upd_trip, upd_day, unmatched, warnings, counts)
+    object.__setattr__(ov, "added", tuple(added))
+    return ov
+
+
+def _apply_stop_updates(tt: Timetable, feed_id: str, tu, sched_a: np.ndarray, sched_d: np.ndarray,
+                        pstops: np.ndarray, pseq: np.ndarray, base: int, counts: dict,
+                        trip_delay: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The trip's ``(arr, dep, skipped)`` after its StopTimeUpdates (see the module docstring)."""
+    new_a, new_d = sched_a.copy(), sched_d.copy()
+    skipped = np.zeros(len(pstops), dtype=bool)
+    L = len(pstops)
+    cursor = 0
+    delay: int | None = None
+    last_pos = -1
+    if not len(tu.stop_time_update):  # only TripUpdate.delay: the whole trip shifts
+        delay = trip_delay
+    for stu in tu.stop_time_update:
+        counts["stop_updates"] += 1
+        pos = _match_position(tt, feed_id, stu, pstops, pseq, cursor)
+        if pos is None:
+            counts["stop_updates_unmatched"] += 1
+            continue
+        # propagate the running delay over the stops since the previous update
+        if delay is not None:
+            new_a[last_pos + 1:pos] = sched_a[last_pos + 1:pos] + delay
+            new_d[last_pos + 1:pos] = sched_d[last_pos + 1:pos] + delay
+        rel = stu.schedule_relationship
+        if rel == _STOP_NO_DATA:
+            delay = None
+        elif rel == _STOP_SKIPPED:
+            skipped[pos] = True
+            counts["skipped_stops"] += 1
+            if delay is not None:
+                new_a[pos] = sched_a[pos] + delay
+                new_d[pos] = sched_d[pos] + delay
+        else:
+            a = _event_time(stu, "arrival", sched_a[pos], base)
+            d = _event_time(stu, "departure", sched_d[pos], base)
+            if a is None and d is None:
+                pass
+            elif not all(-_MAX_OFFSET_S <= x <= _MAX_OFFSET_S for x in (a, d) if x is not None):
+                counts["stop_updates_rejected"] += 1  # a time days away from the service day
+                continue
+            else:
+                if a is None:
+                    a = min(d, sched_a[pos] + (d - sched_d[pos]))
+                if d is None:
+                    d = max(a, sched_d[pos] + (a - sched_a[pos]))
+                new_a[pos], new_d[pos] = a, max(a, d)
+                delay = int(new_d[pos] - sched_d[pos])
+        last_pos, cursor = pos, pos + 1
+    if delay is not None and last_pos + 1 < L:
+        new_a[last_pos + 1:] = sched_a[last_pos + 1:] + delay
+        new_d[last_pos + 1:] = sched_d[last_pos + 1:] + delay
+    # never back in time along the trip
+    inter = np.empty(2 * L, dtype=np.int64)
+    inter[0::2], inter[1::2] = new_a, new_d
+    inter = np.maximum.accumulate(inter)
+    return inter[0::2], inter[1::2], skipped
+
+
+_ROUTE_START: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _by_route_start(tt: Timetable, feed_id: str, route_id: str, start: int | None) -> list[int]:
+    """Trips of route ``feed_id:route_id`` leaving their first stop at ``start`` (seconds of the service day)."""
+    per = _ROUTE_START.get(tt)
+    if per is None:
+        per = {}
+        for t, (r, s) in enumerate(zip(np.asarray(tt.trip_route).tolist(), np.asarray(tt.trip_start_s).tolist())):
+            per.setdefault((r, s), []).append(t)
+        _ROUTE_START[tt] = per
+    r = tt.route_index.get(f"{feed_id}:{route_id}")
+    if r is None or start is None:
+        return []
+    return list(per.get((r, start), []))
+
+
+def _new_trip(tt: Timetable, feed_id: str, feed: int, tu, default_day: int | None, day_epoch, miss) -> RtTrip | None:
+    """An ADDED / NEW trip: its own stops and (absolute) times from the StopTimeUpdates."""
+    td = tu.trip
+    route = tt.route_index.get(f"{feed_id}:{td.route_id.strip()}") if td.route_id else None
+    if route is None:
+        miss("added_trip_unknown_route", f"added trip {td.trip_id}: route {td.route_id!r} is not in feed {feed_id}")
+        return None
+    day = default_day
+    if td.start_date:
+        try:
+            day = tt.day_index(datetime.strptime(td.start_date, "%Y%m%d").date())
+        except ValueError:
+            miss("bad_start_date", f"added trip {td.trip_id}: bad start_date {td.start_date!r}")
+            return None
+    if day is None or not 0 <= day < tt.n_days:
+        miss("date_outside_timetable", f"added trip {td.trip_id}: no service day inside the timetable")
+        return None
+    base = day_epoch(day)
+    stops, arr, dep, seq = [], [], [], []
+    for i, stu in enumerate(tu.stop_time_update):
+        s = tt.find_stop(f"{feed_id}:{stu.stop_id.strip()}") if stu.stop_id else None
+        if s is None or stu.schedule_relationship == _STOP_SKIPPED:
+            continue
+        a = int(stu.arrival.time) - base if stu.HasField("arrival") and stu.arrival.time else None
+        d = int(stu.departure.time) - base if stu.HasField("departure") and stu.departure.time else None
+        if a is None and d is None:
+            continue
+        a = d if a is None else a
+        d = a if d is None else max(a, d)
+        if not -_MAX_OFFSET_S <= a <= _MAX_OFFSET_S:
+            continue
+        stops.append(s)
+        arr.append(a)
+        dep.append(d)
+        seq.append(int(stu.stop_sequence) if stu.HasField("stop_sequence") else i)
+    if len(stops) < 2:
+        miss("added_trip_without_stop_times", f"added trip {td.trip_id}: fewer than two stops with times and "
+             "known stop_ids")
+        return None
+    inter = np.maximum.accumulate(np.column_stack([arr, dep]).ravel())
+    st = np.asarray(stops, dtype=np.int32)
+    lat, lon = np.radians(np.asarray(tt.stop_lat)[st]), np.radians(np.asarray(tt.stop_lon)[st])
+    hop = 2 * 6_371_008.8 * np.arcsin(np.sqrt(np.minimum(1.0, np.sin(np.diff(lat) / 2) ** 2 + np.cos(lat[:-1])
+                                                          * np.cos(lat[1:]) * np.sin(np.diff(lon) / 2) ** 2)))
+    tp = tu.trip_properties
+    n = len(stops)
+    return RtTrip(
+        base=-1, day=int(day), route=int(route), trip_id=f"{feed_id}:{td.trip_id or tp.trip_id or 'added'}",
+        stops=st, arr=inter[0::2].astype(np.int32), dep=inter[1::2].astype(np.int32),
+        skipped=np.zeros(n, dtype=bool), pickup=np.zeros(n, dtype=np.int8), dropoff=np.zeros(n, dtype=np.int8),
+        stop_sequence=np.asarray(seq, dtype=np.int32),
+        dist_m=np.concatenate([[0.0], np.cumsum(hop)]).astype(np.float32),
+        headsign=tp.trip_headsign if tp.trip_headsign else "", feed_id=feed_id)
 
 
 def _current_service_day(tt: Timetable, t: int, default_day: int | None, ts: int, day_epoch) -> int | None:
@@ -405,6 +568,7 @@ def merge_overlays(tt: Timetable, overlays) -> RealtimeOverlay | None:
                             [u for o in overlays for u in o.unmatched_trip_ids],
                             [w for o in overlays for w in o.warnings], counts)
     object.__setattr__(merged, "feed_timestamps", stamps)
+    object.__setattr__(merged, "added", tuple(t for o in overlays for t in getattr(o, "added", ())))
     return merged
 
 

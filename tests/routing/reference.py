@@ -285,7 +285,10 @@ def with_trip_updates(net: RefNetwork, feed_id: str, data: bytes) -> tuple[RefNe
     """A copy of ``net`` with a GTFS-Realtime TripUpdates message applied, read independently of ``routing``.
 
     Per TripUpdate (matched by trip_id and start_date, else the local date of
-    the header timestamp): CANCELED removes the trip that day; each
+    the header timestamp; without trip_id by route_id and start_time):
+    CANCELED removes the trip that day; ADDED / NEW add a trip over the stops
+    named at the times given; DUPLICATED adds a copy of the trip shifted to
+    ``trip_properties.start_time`` (its updates apply to the copy); each
     StopTimeUpdate (matched by stop_sequence, else by stop_id after the
     previous one) sets absolute times or adds its delay; a stop without an
     update takes the delay of the last update before it (none before the
@@ -303,10 +306,13 @@ def with_trip_updates(net: RefNetwork, feed_id: str, data: bytes) -> tuple[RefNe
     hops = []
     rt_trips: dict[tuple[str, date], dict] = dict(net.rt_trips or {})
     counts = {"applied": 0, "cancelled": 0, "not_running": 0}
+    added_keys: list[tuple[str, date]] = []
+    added_routes: list[str] = []
     for ent in msg.entity:
         if not ent.HasField("trip_update"):
             continue
         tu = ent.trip_update
+        rel = tu.trip.schedule_relationship
         tid = f"{feed_id}:{tu.trip.trip_id}"
         if tu.trip.start_date:
             day = datetime.strptime(tu.trip.start_date, "%Y%m%d").date()
@@ -315,16 +321,58 @@ def with_trip_updates(net: RefNetwork, feed_id: str, data: bytes) -> tuple[RefNe
             for (f, d0), base in net.day_starts.items():
                 if f == feed_id and base <= msg.header.timestamp < base + 86400 + 12 * 3600:
                     day = d0 if day is None or d0 > day else day
+        if rel in (rtpb.TripDescriptor.ADDED, rtpb.TripDescriptor.NEW):
+            # a trip of its own: the stops named, at the (absolute) times given
+            base = net.day_starts[(feed_id, day)]
+            rows = [(f"{feed_id}:{u.stop_id}", u.arrival.time or u.departure.time, u.departure.time or u.arrival.time)
+                    for u in tu.stop_time_update if u.schedule_relationship != rtpb.TripUpdate.StopTimeUpdate.SKIPPED]
+            key = (tid, day)
+            known[key] = len(net.trip_keys) + counts.setdefault("added", 0)
+            added_keys.append(key)
+            added_routes.append(f"{feed_id}:{tu.trip.route_id}")
+            counts["added"] += 1
+            stops = [r[0] for r in rows]
+            arr = [int(r[1]) for r in rows]
+            dep = [max(int(r[1]), int(r[2])) for r in rows]
+            pu = do = ["0"] * len(rows)
+            rt_trips[key] = {"stops": stops, "arr": arr, "dep": dep, "pu": pu, "do": do, "skipped": [False] * len(rows)}
+            for j in range(len(stops) - 1):
+                hops.append((dep[j], arr[j + 1], net.stop_index[stops[j]], net.stop_index[stops[j + 1]], known[key],
+                             True, True))
+            continue
+        if not tu.trip.trip_id:  # route + start time
+            firsts = st.sort_values("seq").groupby(level=0)["dp"].first()
+            hits = [k for k, r in zip(net.trip_keys, net.trip_route) if k[1] == day
+                    and r == f"{feed_id}:{tu.trip.route_id}"
+                    and _seconds(tu.trip.start_time) == int(firsts[k[0].split(":", 1)[1]])]
+            if len(hits) != 1:
+                counts["not_running"] += 1
+                continue
+            tid = hits[0][0]
         key = (tid, day)
         if key not in known:
             counts["not_running"] += 1
             continue
-        drop.add(known[key])
-        if tu.trip.schedule_relationship == rtpb.TripDescriptor.CANCELED:
+        raw = tid.split(":", 1)[1]
+        shift = 0
+        if rel == rtpb.TripDescriptor.DUPLICATED:
+            tp = tu.trip_properties
+            first = int(st.loc[[raw]].sort_values("seq")["dp"].iloc[0])
+            shift = _seconds(tp.start_time) - first if tp.start_time else 0
+            key = (f"{feed_id}:{tp.trip_id}", datetime.strptime(tp.start_date, "%Y%m%d").date() if tp.start_date
+                   else day)
+            known[key] = len(net.trip_keys) + counts.setdefault("added", 0)
+            added_keys.append(key)
+            added_routes.append(net.trip_route[known[(tid, day)]])
+            counts["added"] += 1
+            day = key[1]
+        else:
+            drop.add(known[key])
+        if rel == rtpb.TripDescriptor.CANCELED:
             counts["cancelled"] += 1
             continue
-        rows = st.loc[[tu.trip.trip_id]].sort_values("seq")
-        base = net.day_starts[(feed_id, day)]
+        rows = st.loc[[raw]].sort_values("seq")
+        base = net.day_starts[(feed_id, day)] + shift
         stops = (feed_id + ":" + rows["stop_id"].str.strip()).tolist()
         seqs = rows["seq"].tolist()
         sa = (rows["a"].to_numpy() + base).tolist()
@@ -396,7 +444,8 @@ def with_trip_updates(net: RefNetwork, feed_id: str, data: bytes) -> tuple[RefNe
     import dataclasses
 
     out = dataclasses.replace(net, dep=cols[0], arr=cols[1], frm=cols[2], to=cols[3], trip=cols[4],
-                              pickup_ok=cols[5], dropoff_ok=cols[6], rt_trips=rt_trips)
+                              pickup_ok=cols[5], dropoff_ok=cols[6], rt_trips=rt_trips,
+                              trip_keys=net.trip_keys + added_keys, trip_route=net.trip_route + added_routes)
     return out, counts
 
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 from google.transit import gtfs_realtime_pb2 as rt
-from gtfs_text import write_gtfs
+from gtfs_text import stop_times, write_gtfs
 from reference import (RefNetwork, check_feasible, earliest_arrivals, random_feed_tables, walking_graph,
                        with_trip_updates)
 
@@ -193,13 +193,42 @@ def _random_updates(rng, tt, feed_id: str, day: date, tz) -> bytes:
                 u.arrival.time = base + int(a2[pos, c]) + int(rng.integers(-2, 40)) * 60
                 if rng.random() < 0.5:
                     u.departure.time = u.arrival.time + int(rng.integers(0, 3)) * 60
+    stops = [x.split(":", 1)[1] for x in tt.stop_ids.tolist()]
+    for j in range(int(rng.integers(0, 3))):  # NEW trips over random stops
+        e = m.entity.add()
+        e.id = f"new{j}"
+        tu = e.trip_update
+        tu.trip.trip_id, tu.trip.start_date = f"NEW{j}", day.strftime("%Y%m%d")
+        tu.trip.route_id = str(tt.route_ids[int(rng.integers(0, len(tt.route_ids)))]).split(":", 1)[1]
+        tu.trip.schedule_relationship = rt.TripDescriptor.NEW
+        t = base + int(rng.integers(6 * 3600, 24 * 3600)) // 60 * 60
+        for s in rng.permutation(stops)[: int(rng.integers(2, 5))].tolist():
+            u = tu.stop_time_update.add()
+            u.stop_id = s
+            u.arrival.time = t
+            u.departure.time = t + int(rng.integers(0, 2)) * 60
+            t = u.departure.time + int(rng.integers(1, 15)) * 60
+    for j, t in enumerate(rng.permutation(running)[: int(rng.integers(0, 3))].tolist()):  # DUPLICATED trips
+        e = m.entity.add()
+        e.id = f"dup{j}"
+        tu = e.trip_update
+        tu.trip.trip_id, tu.trip.start_date = str(tt.trip_ids[t]).split(":", 1)[1], day.strftime("%Y%m%d")
+        tu.trip.schedule_relationship = rt.TripDescriptor.DUPLICATED
+        start = int(tt.trip_start_s[t]) + int(rng.integers(-60, 120)) * 60
+        tu.trip_properties.trip_id = f"DUP{j}"
+        tu.trip_properties.start_time = f"{start // 3600:02d}:{start % 3600 // 60:02d}:{start % 60:02d}"
+        if rng.random() < 0.5:
+            u = tu.stop_time_update.add()
+            u.stop_sequence = int(tt.pattern_stop_sequence[tt.pattern_stop_slice(int(tt.trip_pattern[t]))][-1])
+            u.arrival.delay = int(rng.integers(0, 20)) * 60
     return m.SerializeToString()
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(16))
 def test_random_delays_equal_the_real_time_oracle(tmp_path, seed):
-    """Random networks, random delays / skips / cancellations: earliest arrivals equal the oracle's on the
-    real-time timetable, every itinerary is feasible on it (issue 13 items 1-2)."""
+    """Random networks, random delays / skips / cancellations / added and duplicated trips: earliest
+    arrivals equal the oracle's on the real-time timetable, every itinerary is feasible on it (issue 13
+    items 1, 2, 6)."""
     rng = np.random.default_rng(1000 + seed)
     files = random_feed_tables(rng)
     path = write_gtfs(tmp_path / "f", files, defaults=True)
@@ -221,3 +250,134 @@ def test_random_delays_equal_the_real_time_oracle(tmp_path, seed):
         assert earliest_arrival(tt, req, realtime=ov) == want, req
         for it in plan(tt, req, realtime=ov):
             check_feasible(it, net, fp, change)
+
+
+# --------------------------------------------------------------------------------------------
+# what real feeds send: added and duplicated trips, trips named by route + start time, skipped stops,
+# and the counts by cause (issue 13 item 6)
+
+#   A --- B --- C --- D     R1: T1 08:00, T2 09:00 (10 min a hop); R2: U1 B 08:30 -> D; weekdays only
+KIND_FILES = {
+    "stops.txt": """
+        stop_id,stop_name,stop_lat,stop_lon
+        A,A,52.50,13.40
+        B,B,52.50,13.42
+        C,C,52.50,13.44
+        D,D,52.50,13.46
+    """,
+    "routes.txt": "route_id,route_short_name,route_type\nR1,1,3\nR2,2,3\n",
+    "trips.txt": "route_id,service_id,trip_id\nR1,WD,T1\nR1,WD,T2\nR2,WD,U1\n",
+    "stop_times.txt": stop_times({
+        "T1": "A 08:00 B 08:10 C 08:20 D 08:30",
+        "T2": "A 09:00 B 09:10 C 09:20 D 09:30",
+        "U1": "B 08:30 C 08:40 D 08:50",
+    }),
+    "calendar.txt": "service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date\n"
+                    "WD,1,1,1,1,1,0,0,20250101,20251231\n",
+}
+BER = ZoneInfo("Europe/Berlin")
+WED = date(2025, 6, 4)
+
+
+def _at(hm: str, day: date = WED) -> int:
+    h, m = (int(x) for x in hm.split(":"))
+    return int(datetime(day.year, day.month, day.day, h, m, tzinfo=BER).timestamp())
+
+
+def _kinds_message() -> bytes:
+    m = rt.FeedMessage()
+    m.header.gtfs_realtime_version = "2.0"
+    m.header.timestamp = _at("07:50")
+
+    def entity():
+        e = m.entity.add()
+        e.id = str(len(m.entity))
+        return e.trip_update
+
+    tu = entity()  # a NEW trip on R1: A 08:20 -> C 08:35
+    tu.trip.trip_id, tu.trip.route_id, tu.trip.start_date = "X1", "R1", "20250604"
+    tu.trip.schedule_relationship = rt.TripDescriptor.NEW
+    for stop, hm in (("A", "08:20"), ("C", "08:35")):
+        u = tu.stop_time_update.add()
+        u.stop_id = stop
+        u.arrival.time = u.departure.time = _at(hm)
+    tu = entity()  # T2 duplicated at 09:30 as T2b
+    tu.trip.trip_id, tu.trip.start_date = "T2", "20250604"
+    tu.trip.schedule_relationship = rt.TripDescriptor.DUPLICATED
+    tu.trip_properties.trip_id, tu.trip_properties.start_time = "T2b", "09:30:00"
+    tu.trip_properties.start_date = "20250604"
+    tu = entity()  # U1 by route + start time, 5 min late from C
+    tu.trip.route_id, tu.trip.start_time, tu.trip.start_date = "R2", "08:30:00", "20250604"
+    u = tu.stop_time_update.add()
+    u.stop_id = "C"
+    u.departure.delay = 300
+    tu = entity()  # T1 does not stop at B
+    tu.trip.trip_id, tu.trip.start_date = "T1", "20250604"
+    u = tu.stop_time_update.add()
+    u.stop_id = "B"
+    u.schedule_relationship = rt.TripUpdate.StopTimeUpdate.SKIPPED
+    for trip, day in (("NOPE", "20250604"), ("T1", "20250607"), ("T1", "20300101")):
+        tu = entity()
+        tu.trip.trip_id, tu.trip.start_date = trip, day
+        tu.delay = 60
+    return m.SerializeToString()
+
+
+@pytest.fixture(scope="module")
+def kinds(tmp_path_factory):
+    path = write_gtfs(tmp_path_factory.mktemp("kinds") / "f", KIND_FILES, timezone="Europe/Berlin")
+    tt = compile_timetable([FeedSource("f", path)])
+    data = _kinds_message()
+    return tt, apply_trip_updates(tt, data, "f"), with_trip_updates(RefNetwork.from_gtfs([("f", path)], WED), "f",
+                                                                     data)[0]
+
+
+def test_added_duplicated_route_start_and_causes(kinds):
+    tt, ov, _ = kinds
+    c = ov.counts
+    assert (c["added"], c["duplicated"], c["matched_by_route_start"], c["skipped_stops"]) == (1, 1, 1, 1)
+    assert c["matched"] == 4 and c["unmatched"] == 3
+    assert c["unmatched_by_cause"] == {"unknown_trip_id": 1, "not_running_that_day": 1, "date_outside_timetable": 1}
+
+    def ride(o, d, hm):
+        its = plan(tt, PlanRequest(f"f:{o}", f"f:{d}", depart_at=datetime.fromtimestamp(_at(hm), BER),
+                                   max_transfers=0), realtime=ov)
+        return [leg for it in its for leg in it["legs"] if leg["mode"] != "WALK"][0]
+
+    leg = ride("A", "C", "08:15")  # the added trip
+    assert (leg["trip_id"], leg["departure"][11:16], leg["arrival"][11:16]) == ("f:X1", "08:20", "08:35")
+    assert leg["realtime"] is True and leg["delay_s"] is None
+    leg = ride("A", "D", "09:10")  # the duplicate
+    assert (leg["trip_id"], leg["departure"][11:16], leg["arrival"][11:16]) == ("f:T2b", "09:30", "10:00")
+    leg = ride("C", "D", "08:41")  # U1, matched by route + start time, leaves C at 08:45
+    assert (leg["trip_id"], leg["departure"][11:16], leg["delay_s"]) == ("f:U1", "08:45", 300)
+    leg = ride("B", "D", "07:55")  # T1 skips B: U1 at 08:30
+    assert leg["trip_id"] == "f:U1"
+    leg = ride("A", "D", "07:55")  # T1 itself, without B among its stops
+    assert leg["trip_id"] == "f:T1" and [s["stop_id"] for s in leg["intermediate_stops"]] == ["f:C"]
+    # the next Wednesday runs as scheduled
+    its = plan(tt, PlanRequest("f:A", "f:C", depart_at=datetime.fromtimestamp(_at("08:15", date(2025, 6, 11)), BER),
+                               max_transfers=0), realtime=ov)
+    assert [leg["trip_id"] for leg in its[0]["legs"]] == ["f:T2"] and not its[0]["legs"][0]["realtime"]
+
+
+def test_added_and_duplicated_trips_equal_the_oracle(kinds):
+    tt, ov, net = kinds
+    fp, change = walking_graph(tt, 1.3, 1000.0)
+    n = 0
+    for o in "ABCD":
+        for d in "ABCD":
+            if o == d:
+                continue
+            for hm in ("07:50", "08:05", "08:16", "08:25", "08:35", "08:55", "09:05", "09:25"):
+                req = PlanRequest(f"f:{o}", f"f:{d}", depart_at=datetime.fromtimestamp(_at(hm), BER),
+                                  max_transfers=1)
+                t0 = _at(hm)
+                want = earliest_arrivals(net, req.origin, req.destination, t0, 2, fp, change, horizon_s=10 * 3600)
+                got = [x if x is not None and x <= t0 + 10 * 3600 else None
+                       for x in earliest_arrival(tt, req, realtime=ov)]
+                assert got == want, req
+                for it in plan(tt, req, realtime=ov):
+                    check_feasible(it, net, fp, change)
+                n += 1
+    assert n == 96
