@@ -126,9 +126,15 @@ def create_app(settings: Settings | None = None, *, load_timetable: bool = True)
             await anyio.to_thread.run_sync(app.state.planner.refresh)
         yield
 
+    # Production serves no API documentation unless MAAS_EXPOSE_DOCS=true (`python -m maas.openapi` still
+    # writes the document).
+    docs = settings.docs_enabled
     app = FastAPI(
         title="MaaS backend", version=__version__, lifespan=lifespan,
         description="Journey planning, multi-operator e-ticketing and revenue clearing (出行即服务).",
+        docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+        swagger_ui_oauth2_redirect_url="/docs/oauth2-redirect" if docs else None,
     )
     configure_logging(settings.log_level, settings.log_json)
     app.state.settings = settings

@@ -128,7 +128,7 @@ def serve(
     _upgrade()
     # proxy_headers off: the app believes X-Forwarded-For only from MAAS_TRUSTED_PROXIES (maas.ratelimit).
     uvicorn.run("maas.app:create_app", factory=True, host=host, port=port, workers=workers, log_config=None,
-                proxy_headers=False)
+                proxy_headers=False, server_header=False)
 
 
 @app.command()

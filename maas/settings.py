@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     #: Gates allowed to send their own embeddings instead of images: comma-separated gate ids, "*" all, "" none.
     face_embedding_gates: str = "*"
 
+    #: Serve ``/docs``, ``/redoc`` and ``/openapi.json``; unset = yes, except in production.
+    expose_docs: bool | None = None
+    #: Show the server and Python versions in ``GET /health``; unset = yes, except in production.
+    expose_version: bool | None = None
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
@@ -164,6 +169,14 @@ class Settings(BaseSettings):
     @property
     def redis_backend(self) -> str:
         return "redis" if self.redis_url else "in-process"
+
+    @property
+    def docs_enabled(self) -> bool:
+        return self.expose_docs if self.expose_docs is not None else self.environment != "production"
+
+    @property
+    def version_exposed(self) -> bool:
+        return self.expose_version if self.expose_version is not None else self.environment != "production"
 
     @property
     def platform_dir(self) -> Path:

@@ -21,8 +21,9 @@ class Backend(BaseModel):
 
 class HealthOut(BaseModel):
     status: str
-    version: str
-    python: str
+    #: null in production unless ``MAAS_EXPOSE_VERSION=true``.
+    version: str | None
+    python: str | None
     environment: str
     database: Backend
     redis: Backend
@@ -41,7 +42,8 @@ def health(request: Request) -> HealthOut:
     r_ok = redis_ok(state.redis)
     timetable = getattr(state, "timetable_info", None)
     return HealthOut(
-        status="ok" if db_ok and r_ok else "degraded", version=__version__, python=platform.python_version(),
+        status="ok" if db_ok and r_ok else "degraded", version=__version__ if state.settings.version_exposed else None,
+        python=platform.python_version() if state.settings.version_exposed else None,
         environment=state.settings.environment,
         database=Backend(kind=state.settings.database_backend, ok=db_ok),
         redis=Backend(kind=state.settings.redis_backend, ok=r_ok),
