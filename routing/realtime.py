@@ -8,9 +8,11 @@ plus per-trip cancelled flags. The timetable itself is never written.
 Semantics (GTFS-Realtime reference):
 
 * A trip is matched by ``feed_id:trip_id`` (a frequency-based trip also by its
-  ``start_time``), or, without a trip_id, by ``route_id`` + ``start_time`` (the
+  ``start_time``), or, without a trip_id or with one the feed does not have, by
+  ``route_id`` + ``start_time`` (the
   trip of that route leaving its first stop then and running on ``start_date``;
-  ``direction_id`` is not compared: the compiled timetable does not keep it).
+  ``direction_id`` is not compared, the compiled timetable does not keep it:
+  of several such trips, the ones calling at the stops the update names).
   Updates that match nothing are counted by cause in
   ``counts["unmatched_by_cause"]`` (``unknown_trip_id``, ``ambiguous_trip``,
   ``not_running_that_day``, ``date_outside_timetable``, ...), never fatal.
@@ -21,7 +23,8 @@ Semantics (GTFS-Realtime reference):
   StopTimeUpdates apply to the copy); REPLACEMENT is read as SCHEDULED.
 * A StopTimeUpdate is matched to a position of the trip's pattern by
   ``stop_id`` (the next occurrence after the previous update) or else by
-  ``stop_sequence``. Absolute ``time`` values become seconds after the service
+  ``stop_sequence`` (a station's id matches its platform; another platform of
+  the station does not match). Absolute ``time`` values become seconds after the service
   day's noon-minus-12h (service day = ``start_date``, else of the feed-local
   date of the message timestamp and the day before, the day the trip runs on
   nearest that time); ``delay`` values add to the schedule. A delay
@@ -211,28 +214,39 @@ def apply_trip_updates(tt: Timetable, data: bytes, feed_id: str) -> RealtimeOver
                 counts["added"] += 1
                 counts["matched"] += 1
             continue
-        if td.trip_id:
-            cands = index.get(td.trip_id.strip(), [])
-            if len(cands) > 1 and td.start_time:
-                start = _parse_hms(td.start_time)
-                cands = [t for t in cands if int(tt.trip_start_s[t]) == start]
+        cands = index.get(td.trip_id.strip(), []) if td.trip_id else []
+        if len(cands) > 1 and td.start_time:
+            start = _parse_hms(td.start_time)
+            cands = [t for t in cands if int(tt.trip_start_s[t]) == start]
+        if cands:
+            pass
         elif td.route_id and td.start_time:
             # a trip named by route + start time (+ direction, which the compiled timetable does not keep)
             cands = _by_route_start(tt, feed_id, td.route_id.strip(), _parse_hms(td.start_time))
             if len(cands) > 1 and td.start_date:
                 try:
                     d0 = tt.day_index(datetime.strptime(td.start_date, "%Y%m%d").date())
-                    cands = [t for t in cands if 0 <= d0 < tt.n_days and tt.service_days[tt.trip_service[t], d0]]
+                    if 0 <= d0 < tt.n_days:
+                        cands = [t for t in cands if tt.service_days[tt.trip_service[t], d0]]
                 except ValueError:
                     pass
+            if len(cands) > 1:
+                # the direction is not in the compiled timetable: keep the trips that call at the stops named
+                named = {tt.find_stop(f"{feed_id}:{u.stop_id.strip()}") for u in tu.stop_time_update if u.stop_id}
+                named.discard(None)
+                if named:
+                    calls = [t for t in cands if named & set(
+                        np.asarray(tt.pattern_stops[tt.pattern_stop_slice(int(tt.trip_pattern[t]))]).tolist())]
+                    cands = calls or cands
             if len(cands) == 1:
                 counts["matched_by_route_start"] += 1
-        else:
+        elif not td.trip_id:
             miss("no_trip_id", f"entity {ent.id}: neither trip_id nor route_id + start_time")
             continue
         if not cands:
             miss("unknown_trip_id" if td.trip_id else "no_trip_at_route_start",
-                 f"trip {label}: not in feed {feed_id}")
+                 f"trip {label}: not in feed {feed_id}" + (" (nor a trip of its route at its start_time)"
+                                                           if td.route_id and td.start_time else ""))
             continue
         if len(cands) > 1:
             miss("ambiguous_trip", f"trip {label}: {len(cands)} trips match (give start_time / trip_id)")
@@ -498,10 +512,9 @@ def _match_position(tt: Timetable, feed_id: str, stu, pstops: np.ndarray, pseq: 
             hit = np.flatnonzero(pstops[cursor:] == s)
             if len(hit):
                 return cursor + int(hit[0])
-            # the update may name the station or a sibling platform
-            parent = int(tt.stop_parent[s]) if tt.stop_location_type[s] != 1 else s
-            if parent >= 0:
-                hit = np.flatnonzero(np.asarray(tt.stop_parent)[pstops[cursor:]] == parent)
+            # the update may name the station (not another platform: that may be the other direction's)
+            if tt.stop_location_type[s] == 1:
+                hit = np.flatnonzero(np.asarray(tt.stop_parent)[pstops[cursor:]] == s)
                 if len(hit):
                     return cursor + int(hit[0])
     if stu.HasField("stop_sequence"):

@@ -290,7 +290,7 @@ def with_trip_updates(net: RefNetwork, feed_id: str, data: bytes) -> tuple[RefNe
     named at the times given; DUPLICATED adds a copy of the trip shifted to
     ``trip_properties.start_time`` (its updates apply to the copy); each
     StopTimeUpdate (matched by stop_sequence, else by stop_id after the
-    previous one) sets absolute times or adds its delay; a stop without an
+    previous one; a station id matches its platform) sets absolute times or adds its delay; a stop without an
     update takes the delay of the last update before it (none before the
     first); a missing arrival/departure takes the other's delay; SKIPPED stops
     keep the running delay but allow no pickup or drop-off; times never
@@ -388,6 +388,8 @@ def with_trip_updates(net: RefNetwork, feed_id: str, data: bytes) -> tuple[RefNe
                 i = seqs.index(u.stop_sequence)
             elif f"{feed_id}:{u.stop_id}" in stops[pos:]:
                 i = stops.index(f"{feed_id}:{u.stop_id}", pos)
+            elif any(x in net.children.get(f"{feed_id}:{u.stop_id}", ()) for x in stops[pos:]):  # a station
+                i = next(j for j in range(pos, len(stops)) if stops[j] in net.children[f"{feed_id}:{u.stop_id}"])
             else:
                 continue
             for j in range(pos, i):

@@ -235,3 +235,44 @@ def test_trip_level_delay_shifts_the_whole_trip(tt) -> None:
     _, p, c = _col(tt, "T2")
     a, d, _ = ov.pattern_times(tt, p)
     assert _mins(a[:, c], 9 * 3600) == [3, 13, 23, 33, 43]
+
+
+def test_route_and_start_time_pick_the_direction_the_stops_name(tmp_path) -> None:
+    """Two trips of one route leave their first stops at the same time in opposite directions: an update
+    naming route + start time (no trip_id, as NYCT sends them) applies to the one calling at its stops;
+    a platform of the other direction is not taken for the trip's own."""
+    files = {
+        "stops.txt": """
+            stop_id,stop_name,stop_lat,stop_lon,location_type,parent_station
+            S1,S1,52.50,13.40,1,
+            S1N,S1 north,52.50,13.40,0,S1
+            S1S,S1 south,52.50,13.40,0,S1
+            S2,S2,52.50,13.42,1,
+            S2N,S2 north,52.50,13.42,0,S2
+            S2S,S2 south,52.50,13.42,0,S2
+        """,
+        "routes.txt": "route_id,route_short_name,route_type\nR,R,1\n",
+        "trips.txt": "route_id,service_id,trip_id\nR,WK,NB\nR,WK,SB\n",
+        "stop_times.txt": stop_times({"NB": "S1N 08:00 S2N 08:10", "SB": "S2S 08:00 S1S 08:10"}),
+    }
+    tt = compile_timetable([FeedSource("f", write_gtfs(tmp_path / "g", files, timezone="Europe/Berlin"))])
+
+    def upd(tu):
+        tu.trip.route_id, tu.trip.start_time, tu.trip.start_date = "R", "08:00:00", "20250604"
+        s = tu.stop_time_update.add()
+        s.stop_id = "S1S"
+        s.arrival.delay = 120
+
+    def wrong_platform(tu):
+        tu.trip.trip_id, tu.trip.start_date = "NB", "20250604"
+        s = tu.stop_time_update.add()
+        s.stop_id = "S2S"  # NB calls at S2N
+        s.arrival.delay = 300
+
+    ov = apply_trip_updates(tt, _msg(upd, wrong_platform), "f")
+    assert ov.counts["matched_by_route_start"] == 1 and ov.counts["stop_updates_unmatched"] == 1
+    sb, _, _ = _col(tt, "SB")
+    assert sb in ov.updated_trips.tolist()
+    nb, p, c = _col(tt, "NB")
+    block = ov.pattern_times(tt, p)
+    assert block is None or block[0][:, c].tolist() == tt.pattern_times(p)[0][:, c].tolist()
