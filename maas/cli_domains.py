@@ -105,6 +105,7 @@ def plan_cmd(
     optimize: Annotated[str, typer.Option("--optimize", help="time | fare (Pareto: arrival, transfers, fare)")] = "time",
     max_fare: Annotated[int | None, typer.Option("--max-fare", help="highest fare in minor units (fen)")] = None,
     rider_category: Annotated[str, typer.Option("--rider-category", help="adult, child, senior, ...")] = "adult",
+    lang: Annotated[str | None, typer.Option("--lang", help="language of service alert texts, e.g. es")] = None,
 ) -> None:
     """Plan journeys on the imported feeds."""
     from maas.api.plan import parse_modes
@@ -129,7 +130,7 @@ def plan_cmd(
                     req = PlanRequest(origin=str(q["from"]), destination=str(q["to"]),
                                       depart_at=_parse_time(q.get("depart"), "depart"),
                                       arrive_by=_parse_time(q.get("arrive_by"), "arrive_by"), **common)
-                    out = {"query": q, "itineraries": snap.plan(req)}
+                    out = {"query": q, "itineraries": snap.plan(req, language=q.get("lang") or lang)}
                 except (ValueError, KeyError, TypeError, CliError, RoutingError) as exc:
                     message = getattr(exc, "message", None) or str(exc)
                     out = {"query": line.strip(), "error": {"code": getattr(exc, "code", "invalid_query_line"),
@@ -143,7 +144,7 @@ def plan_cmd(
     snap = _load_snapshot()
     req = PlanRequest(origin=from_, destination=to, depart_at=_parse_time(depart, "--depart"),
                       arrive_by=_parse_time(arrive_by, "--arrive-by"), window_s=window_s, **common)
-    itineraries = snap.plan(req)
+    itineraries = snap.plan(req, language=lang)
     if as_json:
         typer.echo(json.dumps({"itineraries": itineraries}, ensure_ascii=False, indent=2))
         return
@@ -184,16 +185,20 @@ def bench_routing(
 def realtime_load(
     path: Annotated[Path, typer.Argument(help="GTFS-Realtime TripUpdates protobuf")],
     feed_id: Annotated[str, typer.Option("--feed-id", help="the static feed it updates")],
+    alerts: Annotated[bool, typer.Option("--alerts", help="the file holds Service Alerts")] = False,
 ) -> None:
-    """Apply a TripUpdates snapshot to the timetable and keep it: running servers pick it up within a second
-    (the same as POST /v1/realtime/{feed_id}). Prints what it changed."""
+    """Apply a feed's TripUpdates snapshot to the timetable and keep it (replacing that feed's previous one
+    only): running servers pick it up within a second (the same as POST /v1/realtime/{feed_id}). With
+    --alerts, keep the feed's Service Alerts instead (POST /v1/realtime/{feed_id}/alerts). Prints what it
+    changed: matched and unmatched updates by cause. A message of the other kind is refused."""
     from maas.db import get_engine
     from maas.planner import Planner
 
     if not path.exists():
         raise CliError(f"no such file: {path}")
     _upgrade()
-    info = Planner(_settings(), get_engine(_settings())).apply_realtime(path.read_bytes(), feed_id)
+    planner = Planner(_settings(), get_engine(_settings()))
+    info = (planner.apply_alerts if alerts else planner.apply_realtime)(path.read_bytes(), feed_id)
     typer.echo(json.dumps(info, default=str))
 
 

@@ -53,3 +53,24 @@ def test_cli_plan_and_batch_use_the_stored_snapshot(cli_env, capsys, shared_data
     batch.write_text(json.dumps({"from": FROM, "to": TO, "depart": DEPART}) + "\n", encoding="utf-8")
     assert main(["plan", "--batch", str(batch)]) == 0
     assert _times(json.loads(capsys.readouterr().out.splitlines()[0])["itineraries"]) == live
+
+
+def test_cli_realtime_load_refuses_the_wrong_kind_and_keeps_alerts(cli_env, capsys, shared_data: Path) -> None:  # noqa: ANN001
+    from tests.maas.test_realtime_api import _alerts_message
+
+    ct = shared_data / "caltrain-rt"
+    alerts = cli_env / "alerts.pb"
+    alerts.write_bytes(_alerts_message())
+    assert main(["feeds", "import", str(ct / "caltrain.zip"), "--feed-id", "ct", "--operator", "caltrain"]) == 0
+    assert main(["realtime", "load", str(ct / "ct-trip-updates.pb"), "--feed-id", "ct"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["counts"]["matched"] == 19
+    assert main(["realtime", "load", str(alerts), "--feed-id", "ct"]) != 0
+    assert "holds no TripUpdates but Service Alerts" in capsys.readouterr().err
+    assert main(["realtime", "load", str(ct / "ct-trip-updates.pb"), "--feed-id", "ct", "--alerts"]) != 0
+    assert "holds no Service Alerts" in capsys.readouterr().err
+    assert main(["realtime", "load", str(alerts), "--feed-id", "ct", "--alerts"]) == 0
+    capsys.readouterr()
+    assert main(["plan", "--from", FROM, "--to", TO, "--depart", DEPART, "--json", "--lang", "es"]) == 0
+    its = json.loads(capsys.readouterr().out)["itineraries"]
+    assert _times(its[:1]) == [("2023-11-07T17:05:04-08:00", "2023-11-07T17:21:58-08:00")]  # still real time
+    assert "Retrasos en el Local" in [a["header"] for a in its[0]["alerts"]]
