@@ -73,6 +73,29 @@ def users_create(
         typer.echo(json.dumps({"user_id": user.user_id, "role": user.role, "operator_id": user.operator_id}))
 
 
+def _set_disabled(user_id: str, disabled: bool) -> None:
+    from maas import accounts
+    from maas.redis_client import get_redis
+
+    _upgrade()
+    with _session_scope() as session:
+        user = accounts.set_disabled(session, _settings(), user_id=user_id, disabled=disabled,
+                                     markers=get_redis(_settings()))
+        typer.echo(json.dumps({"user_id": user.user_id, "disabled": user.disabled}))
+
+
+@users_app.command("disable")
+def users_disable(user_id: Annotated[str, typer.Argument(help="the account's user id (usr_...)")]) -> None:
+    """Disable an account: no more logins; its refresh and access tokens stop working at once."""
+    _set_disabled(user_id, True)
+
+
+@users_app.command("enable")
+def users_enable(user_id: Annotated[str, typer.Argument(help="the account's user id (usr_...)")]) -> None:
+    """Enable a disabled account again (it logs in anew; old tokens stay revoked)."""
+    _set_disabled(user_id, False)
+
+
 @gates_app.command("create")
 def gates_create(
     operator: Annotated[str, typer.Option("--operator", help="operator id owning the gate")],

@@ -7,6 +7,8 @@ checks revocation markers in Redis (the session's family and the user), in one r
 
 from __future__ import annotations
 
+import pytest
+
 
 def _login(client, phone: str, password: str) -> dict:  # noqa: ANN001
     r = client.post("/v1/auth/token", json={"phone": phone, "password": password})
@@ -84,3 +86,41 @@ def test_the_check_is_one_redis_round_trip(app, client, make_user) -> None:  # n
     finally:
         app.state.redis = real
     assert len(calls) == 1, calls
+
+
+def test_cli_disable_revokes_at_once(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    import json
+
+    from maas import accounts, revocation
+    from maas.cli import main
+    from maas.db import dispose_engines, get_engine, session_scope
+    from maas.redis_client import get_redis, reset_clients
+    from maas.security import decode_token
+    from maas.settings import get_settings
+
+    monkeypatch.setenv("MAAS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    get_settings.cache_clear()
+    reset_clients()
+    try:
+        assert main(["db", "upgrade"]) == 0
+        s = get_settings()
+        with session_scope(get_engine(s)) as session:
+            user = accounts.create_user(session, phone="13700000000", password="long-enough-pw", name="李",
+                                        role="passenger")
+            pair = accounts.login(session, s, phone="13700000000", password="long-enough-pw")
+        claims = decode_token(s, pair.access_token, expected_type="access")
+        revocation.check_access(get_redis(s), claims)  # alive
+        capsys.readouterr()
+        assert main(["users", "disable", user.user_id]) == 0
+        assert json.loads(capsys.readouterr().out.strip()) == {"user_id": user.user_id, "disabled": True}
+        from maas.errors import TokenRevoked
+
+        with pytest.raises(TokenRevoked):
+            revocation.check_access(get_redis(s), claims)
+        assert main(["users", "disable", "usr_nobody"]) == 1
+    finally:
+        get_settings.cache_clear()
+        reset_clients()
+        dispose_engines()
