@@ -57,10 +57,20 @@ def make_engine(settings: Settings) -> Engine:
 
 def get_engine(settings: Settings | None = None) -> Engine:
     settings = settings or get_settings()
-    return _cached_engine(settings)
+    engine = _cached_engine(settings)
+    _ENGINE_SETTINGS[id(engine)] = settings
+    return engine
+
+
+def settings_of(bind: Engine | sa.Connection) -> Settings:
+    """The settings the engine was last obtained with (keys that must not live in the database, e.g. the
+    audit key); the process-wide settings for an engine made otherwise."""
+    engine = bind.engine if isinstance(bind, sa.Connection) else bind
+    return _ENGINE_SETTINGS.get(id(engine)) or get_settings()
 
 
 _ENGINES: dict[str, Engine] = {}
+_ENGINE_SETTINGS: dict[int, Settings] = {}
 
 
 def _cached_engine(settings: Settings) -> Engine:
@@ -75,6 +85,7 @@ def dispose_engines() -> None:
     for engine in _ENGINES.values():
         engine.dispose()
     _ENGINES.clear()
+    _ENGINE_SETTINGS.clear()
 
 
 @contextmanager

@@ -8,6 +8,8 @@ Every key is 32 random bytes in base64, in a keyring where it may rotate:
 - ``MAAS_PII_KEYS``: ``<kid>:<base64 AES-256 key>,...`` encrypts personal data; the last encrypts.
 - ``MAAS_BLIND_INDEX_KEY``: ``<base64 32 bytes>``, the HMAC key of look-ups by ID number.
 - ``MAAS_ISSUER_KEYS``: ``<kid>:<base64 Ed25519 seed>,...`` signs QR credentials; the last signs.
+- ``MAAS_AUDIT_KEY``: ``<base64 32 bytes>`` keys the audit hash chain (HMAC) and signs its checkpoints; the
+  database never holds it.
 
 A production key must decode to exactly 32 bytes, look random (not all-zero, not a short repeated pattern)
 and serve one purpose only.
@@ -86,6 +88,7 @@ def generate() -> dict[str, str]:
         "MAAS_PII_KEYS": f"k{tag}:{_b64(secrets.token_bytes(KEY_BYTES))}",
         "MAAS_BLIND_INDEX_KEY": _b64(secrets.token_bytes(KEY_BYTES)),
         "MAAS_ISSUER_KEYS": f"q{tag}:{_b64(secrets.token_bytes(KEY_BYTES))}",
+        "MAAS_AUDIT_KEY": _b64(secrets.token_bytes(KEY_BYTES)),
     }
 
 
@@ -106,13 +109,13 @@ def production_problems(values: Mapping[str, str | None]) -> list[str]:
         seen.setdefault(raw, name)
 
     hint = " (run 'maas keys generate')"
-    for name in ("MAAS_JWT_SECRET", "MAAS_PII_KEYS", "MAAS_BLIND_INDEX_KEY", "MAAS_ISSUER_KEYS"):
+    for name in ("MAAS_JWT_SECRET", "MAAS_PII_KEYS", "MAAS_BLIND_INDEX_KEY", "MAAS_ISSUER_KEYS", "MAAS_AUDIT_KEY"):
         value = values.get(name)
         if value is None or value.strip().lower() in PLACEHOLDERS:
             problems.append(f"setting {name} must be set to a real secret in production{hint}")
             continue
         try:
-            if name == "MAAS_BLIND_INDEX_KEY":
+            if name in ("MAAS_BLIND_INDEX_KEY", "MAAS_AUDIT_KEY"):
                 ring = [("", decode_key(value))]
             else:
                 ring = parse_keyring(value)

@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDERS = {"", "changeme", "change-me", "secret", "placeholder", "xxx", "todo"}
 #: Names of the generated secrets kept in ``<data_dir>/secrets.json`` in development.
-GENERATED_SECRETS = ("jwt_secret", "pii_keys", "blind_index_key", "issuer_keys")
+GENERATED_SECRETS = ("jwt_secret", "pii_keys", "blind_index_key", "issuer_keys", "audit_key")
 
 
 class SettingsError(Exception):
@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     blind_index_key: SecretStr | None = None
     #: QR issuer keys: comma-separated ``<kid>:<base64 Ed25519 private seed>``; the last one signs.
     issuer_keys: SecretStr | None = None
+    #: Audit log key (base64 32 bytes), never stored in the database: keys the hash chain (HMAC) and signs
+    #: the head checkpoints (Ed25519) published to ``<data_dir>/audit-checkpoints.jsonl`` and the log.
+    audit_key: SecretStr | None = None
 
     access_token_ttl_s: int = Field(default=900, gt=0)
     refresh_token_ttl_s: int = Field(default=30 * 24 * 3600, gt=0)
@@ -205,6 +208,8 @@ def _generate_secret(name: str) -> str:
         return "k1:" + base64.b64encode(secrets.token_bytes(32)).decode()
     if name == "issuer_keys":
         return "q1:" + base64.b64encode(secrets.token_bytes(32)).decode()
+    if name == "audit_key":
+        return base64.b64encode(secrets.token_bytes(32)).decode()
     raise KeyError(name)
 
 

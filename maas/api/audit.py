@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import select
 
 from maas import audit
@@ -35,11 +35,23 @@ class AuditPage(BaseModel):
     next_after_seq: int | None
 
 
+class CheckpointOut(BaseModel):
+    seq: int
+    hash: str
+    at: str
+
+
 class VerifyOut(BaseModel):
     ok: bool
     entries: int
     first_broken_seq: int | None = None
     reason: str | None = None
+    keyed: bool = Field(default=True, description="hashes are HMACs under a key the database does not hold")
+    head_seq: int = Field(default=0, description="the last sequence number that verified")
+    checkpoint: CheckpointOut | None = Field(
+        default=None, description="the latest signed checkpoint of the head (outside the database)")
+    checkpoints_rejected: int = Field(default=0, description="checkpoint lines whose signature does not verify")
+    checkpoint_public_key: str | None = Field(default=None, description="hex Ed25519 key that signs checkpoints")
 
 
 @router.get("/log", response_model=AuditPage, responses=error_responses(Forbidden))
@@ -71,6 +83,11 @@ def audit_log(
 
 @router.get("/log/verify", response_model=VerifyOut, responses=error_responses(Forbidden))
 def verify(session: SessionDep, _: AdminOrRegulator) -> VerifyOut:
+    """Recomputes the keyed chain and holds it against the signed checkpoints: truncation, deleted or
+    rewritten rows give ``ok: false`` with the first broken sequence number."""
     result = audit.verify_chain(session)
     return VerifyOut(ok=result.ok, entries=result.entries, first_broken_seq=result.first_broken_seq,
-                     reason=result.reason)
+                     reason=result.reason, keyed=result.keyed, head_seq=result.head_seq,
+                     checkpoint=CheckpointOut(**result.checkpoint) if result.checkpoint else None,
+                     checkpoints_rejected=result.checkpoints_rejected,
+                     checkpoint_public_key=result.checkpoint_public_key)

@@ -28,7 +28,8 @@ def _strong() -> dict[str, str]:
 
     env = generate()
     return {"jwt_secret": env["MAAS_JWT_SECRET"], "pii_keys": env["MAAS_PII_KEYS"],
-            "blind_index_key": env["MAAS_BLIND_INDEX_KEY"], "issuer_keys": env["MAAS_ISSUER_KEYS"]}
+            "blind_index_key": env["MAAS_BLIND_INDEX_KEY"], "issuer_keys": env["MAAS_ISSUER_KEYS"],
+            "audit_key": env["MAAS_AUDIT_KEY"]}
 
 
 def _production(tmp_path, **overrides):  # noqa: ANN001, ANN202
@@ -66,6 +67,8 @@ LOW = _b64(b"ab" * 16)
     ("same-as-pii", "MAAS_BLIND_INDEX_KEY"),
     ({"issuer_keys": "q1:" + ZERO}, "MAAS_ISSUER_KEYS"),
     ({"issuer_keys": "q1:not-base64!"}, "MAAS_ISSUER_KEYS"),
+    ({"audit_key": ZERO}, "MAAS_AUDIT_KEY"),
+    ({"audit_key": "changeme"}, "MAAS_AUDIT_KEY"),
     # Stripe is the provider: its settings must be real.
     ({"stripe_api_key": "sk_test_local", "stripe_webhook_secret": "changeme"}, "STRIPE_WEBHOOK_SECRET"),
     ({"stripe_api_key": "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc"}, "STRIPE_WEBHOOK_SECRET"),
