@@ -10,7 +10,8 @@ from contextlib import asynccontextmanager
 
 import anyio
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from maas import __version__
@@ -37,6 +38,7 @@ from maas.planner import Planner
 from maas.ratelimit import parse_limits
 from maas.redis_client import get_redis
 from maas.settings import Settings, get_settings
+from maas.validation import refuse_unsafe_input
 
 log = structlog.get_logger("maas.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -85,7 +87,7 @@ class RequestContextMiddleware:
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
                     too_large = True
-                    raise _BodyTooLarge()
+                    raise _BodyTooLarge(self.max_body_bytes)
             return message
 
         try:
@@ -111,8 +113,13 @@ class RequestContextMiddleware:
                  duration_ms=round((time.perf_counter() - started) * 1000, 2))
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(StarletteHTTPException):
+    """A streamed (chunked) body past the limit. An HTTPException, so that FastAPI's body parsing and routes
+    reading the body themselves let it through to the error handler (413 ``payload_too_large``) instead of
+    turning it into a 400; the middleware answers it itself if it escapes the app."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=f"the request body is larger than {limit} bytes")
 
 
 def create_app(settings: Settings | None = None, *, load_timetable: bool = True) -> FastAPI:
@@ -131,6 +138,8 @@ def create_app(settings: Settings | None = None, *, load_timetable: bool = True)
     docs = settings.docs_enabled
     app = FastAPI(
         title="MaaS backend", version=__version__, lifespan=lifespan,
+        # Every route: no control characters in path, query or JSON body, JSON integers within 64 bits.
+        dependencies=[Depends(refuse_unsafe_input)],
         description="Journey planning, multi-operator e-ticketing and revenue clearing (出行即服务).",
         docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,

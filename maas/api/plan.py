@@ -16,6 +16,7 @@ from maas.errors import BadRequest, Forbidden, error_responses
 from maas.feeds import FeedNotFound, NoFeeds
 from maas.models import FeedRecord
 from maas.ratelimit import RateLimited, rate_limit
+from maas.validation import PlanTime
 from routing.errors import InvalidQuery, RealtimeError, UnknownStop
 from routing.search import PlanRequest
 
@@ -56,8 +57,8 @@ def plan(
     from_: Annotated[str, Query(alias="from", min_length=1, max_length=200,
                                 description="stop id `<feed_id>:<stop_id>` or `lat,lon`")],
     to: Annotated[str, Query(min_length=1, max_length=200)],
-    depart_at: dt.datetime | None = None,
-    arrive_by: dt.datetime | None = None,
+    depart_at: PlanTime | None = None,
+    arrive_by: PlanTime | None = None,
     window_s: Annotated[int, Query(ge=0, le=6 * 3600, description="range search window after depart_at")] = 0,
     max_transfers: Annotated[int, Query(ge=0, le=8)] = 4,
     min_change_s: Annotated[int, Query(ge=0, le=3600)] = 0,

@@ -15,6 +15,7 @@ from maas import audit
 from maas.api.deps import SessionDep, require_roles
 from maas.errors import BadRequest, Forbidden, MaasError, error_responses
 from maas.security import Principal
+from maas.validation import CONTROL_MESSAGE, has_control_characters
 
 router = APIRouter(tags=["clearing"])
 OperatorStaff = Annotated[Principal, Depends(require_roles("operator"))]
@@ -39,9 +40,12 @@ async def csv_upload(request: Request) -> str:
     else:
         raise UnsupportedMediaType("send text/csv or multipart/form-data with a 'file' part")
     try:
-        return raw.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidCsv("the CSV is not UTF-8") from None
+    if has_control_characters(text):
+        raise InvalidCsv("the CSV holds control characters (" + CONTROL_MESSAGE.removeprefix("must not contain ") + ")")
+    return text
 
 
 _BODY = {"requestBody": {"required": True, "content": {

@@ -35,6 +35,7 @@ from maas.api.deps import (
 from maas.errors import Forbidden, error_responses
 from maas.journeys import now
 from maas.security import Principal
+from maas.validation import Amount, Int32, Money
 
 router = APIRouter(tags=["clearing"])
 OperatorStaff = Annotated[Principal, Depends(require_roles("operator"))]
@@ -108,12 +109,12 @@ class DisputeIn(Strict):
     leg_id: str = Field(min_length=1, max_length=64)
     line_kind: Literal["regular", "adjustment"] = "regular"
     reason: str = Field(min_length=1, max_length=1000)
-    claimed_amount: int | None = Field(default=None, description="minor units the operator believes it is owed")
+    claimed_amount: Money | None = Field(default=None, description="minor units the operator believes it is owed")
 
 
 class ResolveIn(Strict):
     decision: Literal["accept", "reject"]
-    amount: int = Field(default=0, description="adjustment in minor units (+ to the operator, - a claw-back)")
+    amount: Money = Field(default=0, description="adjustment in minor units (+ to the operator, - a claw-back)")
     note: str | None = Field(default=None, max_length=1000)
 
 
@@ -160,13 +161,13 @@ class AgreementIn(Strict):
     agreement_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
     method: Literal["distance", "standalone_fare", "fixed", "percentage"]
     operator_ids: list[str] | None = Field(default=None, description="null: network-wide")
-    fixed_amounts: dict[str, int] = Field(default_factory=dict, description="minor units per leg, by operator")
+    fixed_amounts: dict[str, Money] = Field(default_factory=dict, description="minor units per leg, by operator")
     remainder_operator: str | None = None
-    shares_bp: dict[str, int] = Field(default_factory=dict, description="basis points by operator, sum 10000")
+    shares_bp: dict[str, Int32] = Field(default_factory=dict, description="basis points by operator, sum 10000")
     discount_borne_by: str | None = Field(default=None, description="null: the discount is borne proportionally")
     valid_from: dt.date
     valid_until: dt.date | None = Field(default=None, description="exclusive")
-    priority: int = 0
+    priority: Int32 = 0
 
 
 class AgreementOut(BaseModel):
@@ -186,7 +187,7 @@ class CommissionIn(Strict):
     term_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
     operator_id: str = Field(min_length=1, max_length=64)
     rate_bp: int = Field(default=0, ge=0, le=10_000, description="basis points of the leg's share")
-    fixed_per_leg: int = Field(default=0, ge=0, description="minor units per recognised leg")
+    fixed_per_leg: Amount = Field(default=0, description="minor units per recognised leg")
     valid_from: dt.date
     valid_until: dt.date | None = Field(default=None, description="exclusive")
 
