@@ -186,6 +186,8 @@ def realtime_load(
     path: Annotated[Path, typer.Argument(help="GTFS-Realtime TripUpdates protobuf")],
     feed_id: Annotated[str, typer.Option("--feed-id", help="the static feed it updates")],
     alerts: Annotated[bool, typer.Option("--alerts", help="the file holds Service Alerts")] = False,
+    source: Annotated[str | None, typer.Option(
+        "--source", help="one of several TripUpdates endpoints of the feed: replaces that source's only")] = None,
 ) -> None:
     """Apply a feed's TripUpdates snapshot to the timetable and keep it (replacing that feed's previous one
     only): running servers pick it up within a second (the same as POST /v1/realtime/{feed_id}). With
@@ -198,7 +200,8 @@ def realtime_load(
         raise CliError(f"no such file: {path}")
     _upgrade()
     planner = Planner(_settings(), get_engine(_settings()))
-    info = (planner.apply_alerts if alerts else planner.apply_realtime)(path.read_bytes(), feed_id)
+    data = path.read_bytes()
+    info = planner.apply_alerts(data, feed_id) if alerts else planner.apply_realtime(data, feed_id, source)
     typer.echo(json.dumps(info, default=str))
 
 

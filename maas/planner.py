@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ class Snapshot:
     from_cache: bool
     realtime: Any = None  #: a routing.realtime.RealtimeOverlay: every feed's latest snapshot merged
     realtime_info: dict[str, Any] = field(default_factory=dict)  #: what the latest load reported
-    #: feed_id -> that feed's own latest overlay (a feed's snapshot replaces only its own)
+    #: feed_id (or feed_id@source) -> its own latest overlay (a snapshot replaces only its own)
     realtime_feeds: dict[str, Any] = field(default_factory=dict)
     #: feed_id -> {"timestamp", "loaded_at", "trip_updates", "matched", "unmatched", ...} per feed
     realtime_status: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -113,6 +114,18 @@ class Snapshot:
         return {**itinerary, "fare": {"amount": total.amount, "currency": total.currency} if total else None}
 
 
+def _source_key(feed_id: str, source: str | None) -> str:
+    """``feed_id``, or ``feed_id@source`` for one of several real-time endpoints of a feed."""
+    if not source:
+        return feed_id
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", source) or source.startswith("."):
+        from routing.errors import RealtimeError
+
+        raise RealtimeError("source must be 1-40 letters, digits, '_', '-' or '.'", code="invalid_source",
+                            details={"source": source})
+    return f"{feed_id}@{source}"
+
+
 class Planner:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
@@ -162,27 +175,32 @@ class Planner:
     def realtime_dir(self) -> Path:
         return self.settings.data_dir / "realtime"
 
-    def apply_realtime(self, data: bytes, feed_id: str) -> dict[str, Any]:
+    def apply_realtime(self, data: bytes, feed_id: str, source: str | None = None) -> dict[str, Any]:
         """Apply a GTFS-Realtime TripUpdates snapshot of one feed without recompiling, and keep it for
-        other workers. It replaces that feed's previous snapshot only.
+        other workers. It replaces that feed's previous snapshot only; with ``source`` (a feed updated by
+        several endpoints, e.g. NYC subway lines) that source's previous snapshot only.
 
-        Raises `routing.errors.RealtimeError` for a message that cannot be parsed (nothing is kept then).
+        Raises `routing.errors.RealtimeError` for a message that cannot be parsed or holds no TripUpdates
+        (nothing is kept then).
         """
+        key = _source_key(feed_id, source)
         snap = self.current()
         self.realtime_dir.mkdir(parents=True, exist_ok=True)
-        target = self.realtime_dir / f"{feed_id}.pb"
-        info = self._apply(snap, data, feed_id)
+        target = self.realtime_dir / f"{key}.pb"
+        info = self._apply(snap, data, key)
         tmp = target.with_suffix(".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, target)
-        self._realtime_seen[feed_id] = target.stat().st_mtime
+        self._realtime_seen[key] = target.stat().st_mtime
         return info
 
-    def _apply(self, snap: Snapshot, data: bytes, feed_id: str) -> dict[str, Any]:
+    def _apply(self, snap: Snapshot, data: bytes, key: str) -> dict[str, Any]:
         from routing.realtime import apply_trip_updates
 
+        feed_id, _, source = key.partition("@")
         overlay = apply_trip_updates(snap.timetable, data, feed_id)
-        info = {"feed_id": feed_id, "timestamp": int(overlay.timestamp), "counts": dict(overlay.counts),
+        info = {"feed_id": feed_id, **({"source": source} if source else {}),
+                "timestamp": int(overlay.timestamp), "counts": dict(overlay.counts),
                 "unmatched_trips": len(overlay.unmatched_trip_ids), "warnings": list(overlay.warnings[:20])}
         status = {"timestamp": int(overlay.timestamp), "loaded_at": time.time(),
                   "trip_updates": int(overlay.counts.get("trip_updates", 0)),
@@ -193,7 +211,7 @@ class Planner:
         with self._lock:
             current = self._snapshot
             if current is not None and current.timetable is snap.timetable:
-                self._snapshot = self._with_overlay(current, feed_id, overlay, info, status)
+                self._snapshot = self._with_overlay(current, key, overlay, info, status)
         return info
 
     @staticmethod
@@ -230,16 +248,16 @@ class Planner:
                 except Exception as exc:  # noqa: BLE001 - a bad stored file must not break planning
                     log.warning("alerts_sync_failed", feed_id=feed_id, error=type(exc).__name__)
         for mtime, path in sorted(files):
-            feed_id = path.stem
-            if feed_id not in known:
+            key = path.stem  # <feed_id> or <feed_id>@<source>
+            if key.partition("@")[0] not in known:
                 continue
             current = self._snapshot or snap
-            if mtime > self._realtime_seen.get(feed_id, 0.0) or feed_id not in current.realtime_feeds:
-                self._realtime_seen[feed_id] = mtime
+            if mtime > self._realtime_seen.get(key, 0.0) or key not in current.realtime_feeds:
+                self._realtime_seen[key] = mtime
                 try:
-                    self._apply(current, path.read_bytes(), feed_id)
+                    self._apply(current, path.read_bytes(), key)
                 except Exception as exc:  # noqa: BLE001 - a bad stored file must not break planning
-                    log.warning("realtime_sync_failed", feed_id=feed_id, error=type(exc).__name__)
+                    log.warning("realtime_sync_failed", feed_id=key, error=type(exc).__name__)
 
     def apply_alerts(self, data: bytes, feed_id: str) -> dict[str, Any]:
         """Keep a feed's GTFS-Realtime Service Alerts (replacing its previous ones) for every worker.

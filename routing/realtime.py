@@ -549,7 +549,7 @@ def _build_overlay(tt, feed_id, ts, cancelled, blocks, upd_trip, upd_day, unmatc
 
 
 def merge_overlays(tt: Timetable, overlays) -> RealtimeOverlay | None:
-    """One overlay holding several feeds' overlays (each feed's own latest snapshot; their trips are disjoint).
+    """One overlay holding several overlays: each feed's (or each source's of a feed) latest snapshot.
 
     ``None`` for no overlays. The result has the interface of a single overlay
     (``feed_id`` is the feeds joined by ``+``, ``timestamp`` the oldest).
@@ -565,9 +565,15 @@ def merge_overlays(tt: Timetable, overlays) -> RealtimeOverlay | None:
     upd_day: list[int] = []
     for ov in overlays:
         cancelled |= np.asarray(ov.trip_cancelled, dtype=bool)
-        for p in np.asarray(ov.patterns).tolist():
-            a, d, sk = ov.pattern_times(tt, p)
-            blocks[p] = [a, d, sk]
+        for p, c in zip(np.asarray(ov.updated_pattern).tolist(), np.asarray(ov.updated_column).tolist()):
+            got = ov.pattern_times(tt, p)
+            if got is None:
+                continue  # cancelled or confirmed: no times of its own
+            if p not in blocks:  # (two sources of one feed may update trips of the same pattern)
+                a2, d2 = tt.pattern_times(p)
+                blocks[p] = [np.array(a2, copy=True), np.array(d2, copy=True), np.zeros(a2.shape, dtype=bool)]
+            for k in range(3):
+                blocks[p][k][:, c] = got[k][:, c]
         upd_trip.extend(np.asarray(ov.updated_trips).tolist())
         upd_day.extend(np.asarray(ov.trip_day).tolist())
     counts: dict = {}

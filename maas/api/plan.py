@@ -93,6 +93,7 @@ def plan(
 
 class RealtimeOut(BaseModel):
     feed_id: str
+    source: str | None = None
     timestamp: int
     counts: dict[str, Any]
     unmatched_trips: int
@@ -107,9 +108,16 @@ class RealtimeOut(BaseModel):
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 async def load_realtime(feed_id: str, request: Request, session: SessionDep,
-                        principal: OperatorStaffOrAdmin) -> RealtimeOut:
+                        principal: OperatorStaffOrAdmin,
+                        source: Annotated[str | None, Query(
+                            max_length=40, pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$",
+                            description="one of several real-time endpoints of the feed (e.g. a line group): "
+                                        "the snapshot replaces that source's previous one only")] = None,
+                        ) -> RealtimeOut:
     """Apply a GTFS-Realtime TripUpdates snapshot (protobuf body) to the served timetable, without recompiling.
 
+    It replaces the feed's (or the source's) previous snapshot only; other feeds keep theirs. A message
+    holding no TripUpdates (Service Alerts, VehiclePositions) is a 422 ``not_trip_updates``.
     Admins, or staff of the operator that owns the feed. Every worker picks it up within a second.
     """
     # Feed look-up and timetable load happen before this request's own transaction starts: on SQLite a
@@ -124,7 +132,7 @@ async def load_realtime(feed_id: str, request: Request, session: SessionDep,
     data = await request.body()
     if not data:
         raise RealtimeError("the body must be a GTFS-Realtime FeedMessage (protobuf)")
-    info = await anyio.to_thread.run_sync(planner.apply_realtime, data, feed_id)
+    info = await anyio.to_thread.run_sync(planner.apply_realtime, data, feed_id, source)
     audit.record(session, action="realtime.load", actor_id=principal.subject, actor_role=principal.role,
                  target=feed_id, operator_id=record.operator_id, details={"counts": info["counts"]})
     return RealtimeOut(**info)

@@ -152,3 +152,34 @@ def test_alerts_are_refused_as_trip_updates_and_attached_to_legs(client, login, 
     its = client.get("/v1/plan", params=later, headers=admin).json()["itineraries"]
     assert {a["id"] for it in its for a in it["alerts"]} == {"stop-later", "stop-now"}
     assert client.get("/health").json()["timetable"]["realtime_feeds"]["ct"]["alerts"]["count"] == 3
+
+
+def test_several_sources_of_one_feed(client, login, app, engine, shared_data) -> None:  # noqa: ANN001
+    """A feed updated by several endpoints (NYC: one per line group): each source replaces its own snapshot."""
+    from google.transit import gtfs_realtime_pb2 as rt
+
+    _import_caltrain(engine, shared_data)
+    app.state.planner.refresh()
+    _, admin = login("admin")
+    whole = rt.FeedMessage()
+    whole.ParseFromString((shared_data / "caltrain-rt" / "ct-trip-updates.pb").read_bytes())
+    halves = []
+    for part in (whole.entity[:10], whole.entity[10:]):
+        m = rt.FeedMessage()
+        m.header.CopyFrom(whole.header)
+        m.entity.extend(part)
+        halves.append(m.SerializeToString())
+    for name, data in zip(("north", "south"), halves):
+        r = client.post("/v1/realtime/ct", params={"source": name}, content=data, headers=admin)
+        assert r.status_code == 200 and r.json()["source"] == name, r.text
+    snap = app.state.planner.snapshot
+    assert sorted(snap.realtime_feeds) == ["ct@north", "ct@south"] and len(snap.realtime.updated_trips) == 19
+    q = {"from": "ct:70232", "to": "ct:70272", "depart_at": "2023-11-07T16:50:00-08:00"}
+    ride = next(leg for leg in client.get("/v1/plan", params=q).json()["itineraries"][0]["legs"]
+                if leg["mode"] != "WALK")
+    assert ride["realtime"] is True
+    r = client.post("/v1/realtime/ct", params={"source": "north"}, content=_empty_message(), headers=admin)
+    assert r.status_code == 200
+    assert len(app.state.planner.snapshot.realtime.updated_trips) == 9
+    assert client.post("/v1/realtime/ct", params={"source": "../x"}, content=halves[0],
+                       headers=admin).status_code == 422
