@@ -14,7 +14,9 @@ an Ed25519 key derived from the same secret, outside the database: a line in
 ``<data_dir>/audit-checkpoints.jsonl`` and an ``audit.checkpoint`` log event.
 `verify_chain` checks every row against the chain and every checkpoint
 against the rows: a checkpoint whose row is missing or different means
-truncation or rewriting. PostgreSQL also refuses ``UPDATE``, ``DELETE`` and
+truncation or rewriting. A log with rows from before the chain was keyed
+gets an ``audit.chain.keyed`` row (keyed, pinning the last unkeyed hash) on
+its first append after the upgrade. PostgreSQL also refuses ``UPDATE``, ``DELETE`` and
 ``TRUNCATE`` on the table (triggers); SQLite refuses updates and deletes.
 """
 
@@ -106,6 +108,30 @@ def _digest(entry: AuditEntry, keys: AuditKeys) -> str:
     return hmac.new(keys.mac_key, _canonical(entry), hashlib.sha256).hexdigest()
 
 
+def _legacy_digest(entry: AuditEntry) -> str:
+    """The unkeyed SHA-256 of rows written before the chain was keyed (anyone can recompute it)."""
+    return hashlib.sha256(_canonical(entry)).hexdigest()
+
+
+#: The row that starts the keyed chain in a log that has unkeyed rows from before: it is keyed itself and
+#: its ``prev_hash`` pins the last unkeyed row, so those cannot be rewritten either.
+KEYED_MARKER = "audit.chain.keyed"
+
+
+def _marker_seq(session: Session) -> int | None:
+    return session.exec(select(AuditEntry.seq).where(AuditEntry.action == KEYED_MARKER)
+                        .order_by(AuditEntry.seq).limit(1)).first()
+
+
+def _append(session: Session, keys: AuditKeys, last: AuditEntry | None, **fields: Any) -> AuditEntry:
+    entry = AuditEntry(seq=(last.seq + 1) if last else 1, at=utcnow(), prev_hash=last.hash if last else GENESIS,
+                       hash="", **fields)
+    entry.hash = _digest(entry, keys)
+    session.add(entry)
+    session.flush()
+    return entry
+
+
 def checkpoint_message(seq: int, hash_: str, at: str) -> bytes:
     """What a checkpoint's Ed25519 signature covers."""
     return f"maas-audit-checkpoint/v1:{seq}:{hash_}:{at}".encode()
@@ -122,16 +148,15 @@ def record(session: Session, *, action: str, actor_id: str | None, actor_role: s
         # Serialise appenders so two transactions never chain to the same predecessor.
         session.execute(sa.text("SELECT pg_advisory_xact_lock(7242001)"))
     last = session.exec(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)).first()
-    entry = AuditEntry(
-        seq=(last.seq + 1) if last else 1,
-        at=utcnow(),
-        actor_id=actor_id, actor_role=actor_role, operator_id=operator_id, action=action,
-        target=target, details=json.loads(json.dumps(details or {}, default=str)),
-        prev_hash=last.hash if last else GENESIS, hash="",
-    )
-    entry.hash = _digest(entry, keys)
-    session.add(entry)
-    session.flush()
+    if last is not None and not hmac.compare_digest(_digest(last, keys), last.hash) \
+            and _legacy_digest(last) == last.hash and _marker_seq(session) is None \
+            and not read_checkpoints(settings).by_seq:
+        # A log from before keying (never checkpointed here, no marker): start the keyed chain with a marker
+        # that pins its unkeyed head. A log that was keyed and then re-hashed unkeyed gets no marker.
+        last = _append(session, keys, last, actor_id=None, actor_role="system", operator_id=None,
+                       action=KEYED_MARKER, target=None, details={"unkeyed_head_seq": last.seq})
+    entry = _append(session, keys, last, actor_id=actor_id, actor_role=actor_role, operator_id=operator_id,
+                    action=action, target=target, details=json.loads(json.dumps(details or {}, default=str)))
     session.info[_PENDING] = (entry.seq, entry.hash, settings)
     return entry
 
@@ -210,6 +235,7 @@ class ChainVerification:
     first_broken_seq: int | None = None
     reason: str | None = None
     keyed: bool = True
+    unkeyed_before_seq: int | None = None
     head_seq: int = 0
     checkpoint: dict[str, Any] | None = None
     checkpoints_rejected: int = 0
@@ -222,8 +248,9 @@ def verify_chain(session: Session, *, batch: int = 5000) -> ChainVerification:
     settings = settings_of(session.get_bind())
     keys = audit_keys(settings)
     cps = read_checkpoints(settings)
+    marker = _marker_seq(session)  # rows before it were written unkeyed, before the chain was keyed
     extra = {"checkpoint": cps.latest, "checkpoints_rejected": cps.rejected,
-             "checkpoint_public_key": keys.public_hex}
+             "checkpoint_public_key": keys.public_hex, "unkeyed_before_seq": marker}
     prev = GENESIS
     count = 0
     expected_seq = 1
@@ -242,7 +269,10 @@ def verify_chain(session: Session, *, batch: int = 5000) -> ChainVerification:
                 return broken(f"row {expected_seq} is missing", expected_seq)
             if row.prev_hash != prev:
                 return broken("prev_hash does not match the previous row")
-            if not hmac.compare_digest(_digest(row, keys), row.hash):
+            if marker is not None and row.seq < marker:
+                if _legacy_digest(row) != row.hash:
+                    return broken("content does not match its (unkeyed) hash")
+            elif not hmac.compare_digest(_digest(row, keys), row.hash):
                 return broken("content does not match its keyed hash")
             if any(h != row.hash for h in cps.by_seq.get(row.seq, ())):
                 return broken("the row differs from a signed checkpoint of the log (rewritten)")

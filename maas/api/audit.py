@@ -47,6 +47,8 @@ class VerifyOut(BaseModel):
     first_broken_seq: int | None = None
     reason: str | None = None
     keyed: bool = Field(default=True, description="hashes are HMACs under a key the database does not hold")
+    unkeyed_before_seq: int | None = Field(
+        default=None, description="rows before this seq were written before the chain was keyed (pinned by it)")
     head_seq: int = Field(default=0, description="the last sequence number that verified")
     checkpoint: CheckpointOut | None = Field(
         default=None, description="the latest signed checkpoint of the head (outside the database)")
@@ -87,7 +89,8 @@ def verify(session: SessionDep, _: AdminOrRegulator) -> VerifyOut:
     rewritten rows give ``ok: false`` with the first broken sequence number."""
     result = audit.verify_chain(session)
     return VerifyOut(ok=result.ok, entries=result.entries, first_broken_seq=result.first_broken_seq,
-                     reason=result.reason, keyed=result.keyed, head_seq=result.head_seq,
+                     reason=result.reason, keyed=result.keyed, unkeyed_before_seq=result.unkeyed_before_seq,
+                     head_seq=result.head_seq,
                      checkpoint=CheckpointOut(**result.checkpoint) if result.checkpoint else None,
                      checkpoints_rejected=result.checkpoints_rejected,
                      checkpoint_public_key=result.checkpoint_public_key)

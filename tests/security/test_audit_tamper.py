@@ -143,3 +143,40 @@ def test_checkpoints_are_signed_and_published_outside_the_database(client, login
     out = _verify(client, login)
     assert out["ok"] is False and out["first_broken_seq"] == head, out
     assert out["checkpoint"]["seq"] >= head and out["checkpoints_rejected"] == 1, out
+
+
+def test_a_log_from_before_keying_is_pinned_by_its_first_keyed_row(client, login, engine) -> None:  # noqa: ANN001
+    from maas.models import AuditEntry
+
+    prev = audit.GENESIS
+    with session_scope(engine) as s:  # rows written by the former, unkeyed code
+        for seq in (1, 2, 3):
+            row = AuditEntry(seq=seq, at=dt.datetime(2026, 1, seq, tzinfo=dt.UTC), actor_id="usr_old",
+                             actor_role="admin", action="old.action", target=f"o{seq}", details={}, prev_hash=prev,
+                             hash="")
+            row.hash = _public_sha256(row.model_dump())
+            prev = row.hash
+            s.add(row)
+    _append(engine, 1)
+    out = _verify(client, login)
+    assert out["ok"] is True and out["unkeyed_before_seq"] == 4, out
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT action FROM audit_log WHERE seq = 4")).scalar() == audit.KEYED_MARKER
+    # the unkeyed rows cannot be rewritten either: the keyed marker pins the last one's hash
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(sa.text("SELECT * FROM audit_log WHERE seq IN (2, 3) "
+                                                               "ORDER BY seq"))]
+    with engine.connect() as conn:
+        prev = conn.execute(sa.text("SELECT hash FROM audit_log WHERE seq = 1")).scalar()
+    statements = []
+    for row in rows:
+        row["target"] = "forged" if row["seq"] == 2 else row["target"]
+        row["prev_hash"] = prev
+        row["hash"] = _public_sha256(row)
+        prev = row["hash"]
+        statements.append(f"UPDATE audit_log SET target = '{row['target']}', prev_hash = '{row['prev_hash']}', "
+                          f"hash = '{row['hash']}' WHERE seq = {row['seq']}")
+    _as_superuser(engine, *[f"UPDATE audit_log SET hash = 'x{r['seq']}', prev_hash = 'y{r['seq']}' "
+                            f"WHERE seq = {r['seq']}" for r in rows], *statements)
+    out = _verify(client, login)
+    assert out["ok"] is False and out["first_broken_seq"] == 4, out
