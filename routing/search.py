@@ -1023,8 +1023,13 @@ def _fare_kernel_inputs(tt: Timetable, tables: FareTables) -> tuple:
     """Per (timetable, tables) arrays of the fare kernel, cached on the tables."""
     cache = tables.meta.setdefault("_kernel", {})
     key = (id(tt), id(tables))  # dataclasses.replace() copies share ``meta``
-    hit = cache.get(key)
+    entry = cache.get(key)
+    # (each real-time snapshot is a timetable of its own: hold it weakly, so an id reused by a later
+    # timetable is not taken for it, and keep only a few)
+    hit = entry[1] if entry is not None and entry[0]() is tt else None
     if hit is None:
+        if len(cache) >= 8:
+            cache.clear()
         tables.validate(tt.route_ids.shape[0], tt.n_stops)
         route_net = np.asarray(tables.route_network, dtype=np.int64)
         pattern_net = np.ascontiguousarray(route_net[np.asarray(tt.pattern_route, dtype=np.int64)], dtype=np.int32)
@@ -1040,7 +1045,8 @@ def _fare_kernel_inputs(tt: Timetable, tables: FareTables) -> tuple:
             net_joins = np.zeros(1, dtype=np.bool_)
         if group_out.size == 0:
             group_out = np.zeros(1, dtype=np.bool_)
-        hit = cache[key] = (pattern_net, stop_area, dist, args, net_joins, group_out, tables.timed)
+        hit = (pattern_net, stop_area, dist, args, net_joins, group_out, tables.timed)
+        cache[key] = (weakref.ref(tt), hit)
     return hit
 
 

@@ -178,6 +178,9 @@ def test_several_sources_of_one_feed(client, login, app, engine, shared_data) ->
     ride = next(leg for leg in client.get("/v1/plan", params=q).json()["itineraries"][0]["legs"]
                 if leg["mode"] != "WALK")
     assert ride["realtime"] is True
+    # the fare-aware search plans on the same real-time timetable
+    its = client.get("/v1/plan", params={**q, "optimize": "fare"}).json()["itineraries"]
+    assert its and any(leg.get("realtime") for it in its for leg in it["legs"]) and its[0]["fare"] is not None
     r = client.post("/v1/realtime/ct", params={"source": "north"}, content=_empty_message(), headers=admin)
     assert r.status_code == 200
     assert len(app.state.planner.snapshot.realtime.updated_trips) == 9
