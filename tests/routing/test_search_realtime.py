@@ -381,3 +381,33 @@ def test_added_and_duplicated_trips_equal_the_oracle(kinds):
                     check_feasible(it, net, fp, change)
                 n += 1
     assert n == 96
+
+
+def test_real_time_arrive_by_and_range_match_the_oracle(caltrain, rt_oracle):
+    """Arrive-by under real time: feasible on the real-time timetable, in time, and leaving a second later
+    with no more rides is too late; a range search's every (departure, arrival, rides) is the oracle's."""
+    from routing.search import range_profile
+
+    tt, ov = caltrain
+    net, (fp, change) = rt_oracle
+    checked = 0
+    for req in _queries(tt, 60, 21, DAY, 15, 19):
+        deadline = req.depart_at + timedelta(hours=2)
+        areq = PlanRequest(req.origin, req.destination, arrive_by=deadline, max_transfers=2)
+        for it in plan(tt, areq, realtime=ov):
+            check_feasible(it, net, fp, change)
+            assert datetime.fromisoformat(it["arrival"]) <= deadline
+            walking_only = all(lg["mode"] == "WALK" for lg in it["legs"])
+            rides = 0 if walking_only else it["transfers"] + 1
+            later = earliest_arrivals(net, areq.origin, areq.destination,
+                                      int(datetime.fromisoformat(it["departure"]).timestamp()) + 1, rides, fp,
+                                      change, horizon_s=6 * 3600, walk_only=walking_only)
+            assert later[-1] is None or later[-1] > int(deadline.timestamp()), areq
+            checked += 1
+        rreq = PlanRequest(req.origin, req.destination, depart_at=req.depart_at, window_s=3600, max_transfers=2)
+        for dep, arr, k in range_profile(tt, rreq, realtime=ov):
+            want = earliest_arrivals(net, rreq.origin, rreq.destination, int(dep.timestamp()), k, fp, change,
+                                     horizon_s=int((arr - dep).total_seconds()) + 60, walk_only=False)
+            assert want[k] == int(arr.timestamp()), (rreq, dep, k)
+            checked += 1
+    assert checked > 50
