@@ -189,6 +189,9 @@ def apply_trip_updates(tt: Timetable, data: bytes, feed_id: str) -> RealtimeOver
     counts["kinds"] = kinds
     if not msg.entity:
         warnings.append("the message has no entities: every earlier update of this feed is withdrawn")
+    if kinds["alert"]:
+        warnings.append(f"{kinds['alert']} Service Alert(s) in this message are not kept here: post them to "
+                        f"/v1/realtime/{feed_id}/alerts")
     added: list[RtTrip] = []
     seen: set[tuple[int, int]] = set()
     for ent in msg.entity:
