@@ -35,8 +35,8 @@ from clearing.ledger import Line, NewEntry
 from clearing.models import ClearingLeg, JournalEntry, JournalLine, Validation
 
 __all__ = [
-    "RefundRecord", "SaleLeg", "SaleRecord", "UseRecord", "record_expiry", "record_refund", "record_sale",
-    "record_use",
+    "AS_PRICED", "PricedLeg", "RefundRecord", "SaleLeg", "SaleRecord", "UseRecord", "leg_values", "record_expiry",
+    "record_refund", "record_sale", "record_use",
 ]
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -45,13 +45,16 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 @dataclass(frozen=True)
 class SaleLeg:
     """One leg of a sold ticket. ``distance_m`` in metres, ``standalone_fare`` in minor units (what the leg
-    would cost bought alone); either may be None when unknown, if the agreement does not need it."""
+    would cost bought alone); either may be None when unknown, if the agreement does not need it.
+    ``value``: what the leg is worth, as fixed when it was offered (`leg_values`) and shown on the ticket;
+    when every leg has one, they are the shares."""
 
     leg_id: str
     operator_id: str
     service_date: dt.date
     distance_m: int | None
     standalone_fare: int | None
+    value: int | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class SaleRecord:
     paid_amount: int
     sold_at: dt.datetime
     legs: tuple[SaleLeg, ...]
+    #: the agreement `leg_values` used for the legs' values (recorded on the clearing legs)
+    agreement_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -141,18 +146,18 @@ def record_sale(session: Session, sale: SaleRecord) -> None:
         raise SaleConflict("leg ids already belong to another ticket", details={"leg_ids": sorted(taken)})
 
     sold_on = local_date(sold_at)
-    agreement = find_agreement(session, {leg.operator_id for leg in sale.legs}, sold_on)
-    inputs = [Leg(leg.operator_id, leg.distance_m, leg.standalone_fare) for leg in sale.legs]
-    agreement_id = agreement.agreement_id
-    try:
-        shares = apportion(paid, inputs, agreement)
-    except ApportionmentError:
-        if agreement is DEFAULT_AGREEMENT:
-            raise
-        # A sale must not fail over a missing distance or fare (the passenger has paid): the default split
-        # applies, and the legs say which agreement could not be, for the operators to dispute.
-        shares = apportion(paid, inputs, DEFAULT_AGREEMENT)
-        agreement_id = f"default!{agreement.agreement_id}"[:64]
+    values = [leg.value for leg in sale.legs]
+    if all(v is not None for v in values):
+        # The legs' values were fixed by `leg_values` when the ticket was offered, shown to the passenger and
+        # printed on the ticket: they are the shares (one rule for the ticket, refunds and clearing).
+        shares = [_money(v, "value") for v in values]
+        if sum(shares) != paid:
+            raise InvalidRecord("the legs' values must sum to the paid amount",
+                                details={"ticket_id": sale.ticket_id, "paid_amount": paid, "values": shares})
+        agreement_id = (sale.agreement_id or AS_PRICED)[:64]
+    else:
+        agreement_id, shares = _apportion(session, paid, [Leg(leg.operator_id, leg.distance_m, leg.standalone_fare)
+                                                          for leg in sale.legs], sold_on)
     for position, (leg, share) in enumerate(zip(sale.legs, shares, strict=True)):
         session.add(ClearingLeg(
             leg_id=leg.leg_id, ticket_id=sale.ticket_id, order_id=sale.order_id, position=position,
@@ -164,6 +169,53 @@ def record_sale(session: Session, sale: SaleRecord) -> None:
     lines += [Line(ledger.deferred(leg.operator_id), -share, "sale", leg.operator_id, sale.ticket_id, leg.leg_id)
               for leg, share in zip(sale.legs, shares, strict=True)]
     ledger.post(session, NewEntry(event_key, "sale", currency, sold_on, lines, memo=f"order {sale.order_id}"))
+
+
+def _apportion(session: Session, paid: int, inputs: list[Leg], on: dt.date) -> tuple[str, list[int]]:
+    agreement = find_agreement(session, {leg.operator_id for leg in inputs}, on)
+    try:
+        return agreement.agreement_id, apportion(paid, inputs, agreement)
+    except ApportionmentError:
+        if agreement is DEFAULT_AGREEMENT:
+            raise
+        # A sale must not fail over a missing distance or fare (the passenger has paid): the default split
+        # applies, and the legs say which agreement could not be, for the operators to dispute.
+        return f"default!{agreement.agreement_id}"[:64], apportion(paid, inputs, DEFAULT_AGREEMENT)
+
+
+#: The agreement id of legs valued as the fare engine priced them (no stored agreement covered the ticket).
+AS_PRICED = "as_priced"
+
+
+@dataclass(frozen=True)
+class PricedLeg:
+    """A leg being offered: its operator, distance, standalone fare and the fare engine's price for it."""
+
+    operator_id: str
+    distance_m: int | None
+    standalone_fare: int | None
+    price: int | None
+
+
+def leg_values(session: Session, *, paid: int, legs: list[PricedLeg], on: dt.date) -> tuple[str, list[int]]:
+    """What each leg of a ticket paid ``paid`` is worth: ``(agreement_id, values)``, values summing to ``paid``.
+
+    The one rule (docs/refunds.md): a stored apportionment agreement in force on ``on`` that covers the
+    ticket's operators splits ``paid`` by its method; without one, each leg is worth what the fare engine
+    charged for it (discounts and concessions where the fare rules put them; `AS_PRICED`). The values are
+    fixed when the ticket is offered, shown on the offer and the ticket, refunded by, and recorded as the
+    clearing shares (`SaleLeg.value`).
+    """
+    _money(paid, "paid")
+    if not legs:
+        raise InvalidRecord("a ticket has at least one leg")
+    agreement = find_agreement(session, {leg.operator_id for leg in legs}, on)
+    prices = [leg.price for leg in legs]
+    if agreement is DEFAULT_AGREEMENT and all(p is not None for p in prices):
+        values = [_money(p, "price") for p in prices]
+        if sum(values) == paid:
+            return AS_PRICED, values
+    return _apportion(session, paid, [Leg(leg.operator_id, leg.distance_m, leg.standalone_fare) for leg in legs], on)
 
 
 def _get_leg(session: Session, leg_id: str) -> ClearingLeg:

@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from clearing import interface as clearing
 from clearing import tasks as clearing_tasks
+from clearing.clock import local_date as clearing_local_date
 from maas.db import utcnow
 from maas.jobs import job
 from maas.redis_client import get_redis
@@ -38,9 +39,9 @@ class ClearingLedger:
     def sale(self, session: Session, sale: tl.Sale) -> None:
         clearing.record_sale(session, clearing.SaleRecord(
             ticket_id=sale.ticket_id, order_id=sale.order_id, currency=sale.currency, paid_amount=sale.paid_amount,
-            sold_at=sale.sold_at,
+            sold_at=sale.sold_at, agreement_id=sale.agreement_id,
             legs=tuple(clearing.SaleLeg(leg_id=x.leg_id, operator_id=x.operator_id, service_date=x.service_date,
-                                        distance_m=x.distance_m, standalone_fare=x.standalone_fare)
+                                        distance_m=x.distance_m, standalone_fare=x.standalone_fare, value=x.value)
                        for x in sale.legs)))
 
     def refund(self, session: Session, refund: tl.RefundEvent) -> None:
@@ -79,6 +80,17 @@ class TicketingRuntime:
                 stripe_webhook_secret=s.stripe_webhook_secret.get_secret_value() if s.stripe_webhook_secret else None,
                 stripe_api_base=s.stripe_api_base)
         return self._provider
+
+
+def leg_values(session: Session, at: dt.datetime) -> Any:
+    """The `ticketing.offers.create_offer` hook that values an offer's legs by clearing's rule (docs/refunds.md)."""
+
+    def value(paid: int, legs: list[dict[str, Any]]) -> tuple[str, list[int]]:
+        return clearing.leg_values(session, paid=paid, on=clearing_local_date(at), legs=[
+            clearing.PricedLeg(operator_id=x["operator_id"], distance_m=x.get("distance_m"),
+                               standalone_fare=x.get("standalone"), price=x.get("price")) for x in legs])
+
+    return value
 
 
 def runtime(app: Any) -> TicketingRuntime:

@@ -22,6 +22,8 @@ class SoldLeg:
     service_date: dt.date
     distance_m: int | None
     standalone_fare: int | None
+    #: what the leg is worth (its price on the ticket): the clearing share, the refund basis
+    value: int | None = None
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class Sale:
     paid_amount: int
     sold_at: dt.datetime
     legs: tuple[SoldLeg, ...]
+    #: which rule valued the legs (an apportionment agreement id, or ``as_priced``)
+    agreement_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,10 @@ from ticketing.models import Offer, new_id
 RESERVED_MODES = frozenset({"COACH"})
 
 
+#: ``(traveller's total, [{"operator_id", "distance_m", "standalone", "price"}]) -> (rule id, values)``
+LegValues = Callable[[int, list[dict[str, Any]]], tuple[str, list[int]]]
+
+
 class Pricer(Protocol):
     def price_legs(self, legs: Sequence[dict[str, Any]], rider_category: str = "adult",
                    fare_media: str | None = None) -> Any: ...
@@ -245,10 +249,12 @@ def price_travelers(pricer: Pricer, legs: list[dict[str, Any]], categories: list
 def create_offer(session: Session, redis_client: redis.Redis, *, user_id: str, timetable: Timetable,
                  itinerary: dict[str, Any], categories: list[str], pricer: Pricer,
                  seat_capacity: Callable[[str], int | None], now: dt.datetime, ttl_s: int,
-                 realtime: Any = None) -> Offer:
+                 realtime: Any = None, leg_values: LegValues | None = None) -> Offer:
     """Re-checks, prices and holds seats; the offer is valid ``ttl_s`` seconds from ``now``.
 
     ``realtime``: the serving snapshot's overlay (predicted times are accepted too).
+    ``leg_values(total, legs)``: values each traveller's legs (`LegValues`; the shell passes clearing's rule,
+    docs/refunds.md); without it a leg is worth the fare engine's price for it.
     ``seat_capacity(trip_id)`` gives the seats of a reserved-seat trip (``None``
     when the operator configured none). Raises the `recheck_itinerary` errors,
     `LegNotPriced`, `NoSeatCapacity` and `SoldOut` (nothing stays held then).
@@ -257,6 +263,16 @@ def create_offer(session: Session, redis_client: redis.Redis, *, user_id: str, t
         raise InvalidItinerary("an offer needs at least one traveller")
     legs = recheck_itinerary(timetable, itinerary, now=now, realtime=realtime)
     quotes = price_travelers(pricer, legs, categories)
+    if leg_values is not None:
+        for q in quotes:
+            agreement_id, values = leg_values(q["total"], [
+                {"operator_id": leg["operator_id"], "distance_m": leg.get("distance_m"), "standalone": ql["standalone"],
+                 "price": ql["price"]} for leg, ql in zip(legs, q["legs"], strict=True)])
+            if sum(values) != q["total"] or len(values) != len(legs):
+                raise ValueError("leg values must give one value per leg, summing to the traveller's total")
+            q["agreement_id"] = agreement_id
+            for ql, v in zip(q["legs"], values, strict=True):
+                ql["charged"], ql["price"] = ql["price"], int(v)
     currencies = {q["currency"] for q in quotes}
     if len(currencies) != 1:
         raise LegNotPriced("the travellers' fares are in different currencies", details={})

@@ -55,9 +55,10 @@ def issue_tickets(session: Session, order: Order, *, ledger: Ledger, now: dt.dat
         session.flush()
         ledger.sale(session, Sale(
             ticket_id=ticket_id, order_id=order.order_id, currency=offer.currency,
-            paid_amount=sum(x.price_amount for x in legs), sold_at=now,
-            legs=tuple(SoldLeg(x.leg_id, x.operator_id, x.service_date, x.distance_m, x.standalone_amount)
-                       for x in legs)))
+            paid_amount=sum(x.price_amount for x in legs), sold_at=now, agreement_id=quote.get("agreement_id"),
+            # each leg's price on the ticket is its value: the clearing share and the refund basis (one rule)
+            legs=tuple(SoldLeg(x.leg_id, x.operator_id, x.service_date, x.distance_m, x.standalone_amount,
+                               value=x.price_amount) for x in legs)))
         tickets.append(ticket)
     transition(order, OrderStatus.ticketed, now=now)
     session.add(order)

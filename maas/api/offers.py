@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from maas.api.deps import CurrentPassenger, RedisDep, SessionDep, SettingsDep
 from maas.errors import error_responses
 from maas.feeds import NoFeeds
-from maas.journeys import now
+from maas.journeys import leg_values, now
 from ticketing import offers
 from ticketing.errors import (
     InvalidItinerary,
@@ -49,5 +49,5 @@ def create_offer(body: OfferIn, request: Request, session: SessionDep, settings:
         session, redis, user_id=principal.subject, timetable=snap.timetable, itinerary=body.itinerary,
         categories=[t.rider_category for t in body.travelers], pricer=snap.fares,
         seat_capacity=snap.seat_capacity.get, now=now(request.app), ttl_s=settings.offer_ttl_s,
-        realtime=snap.realtime)
+        realtime=snap.realtime, leg_values=leg_values(session, now(request.app)))
     return offers.offer_view(offer)
