@@ -7,11 +7,17 @@ to ``login_backoff_max_s``; while it runs every attempt, even with the right
 password, gets 429 with ``Retry-After``. A successful login, or a quiet
 ``login_failure_window_s``, forgets the failures.
 
+So that the backoff is not a weapon for locking owners out, an address the
+account logged in from successfully (within ``login_known_address_days``)
+has a budget of its own for that account, with the same backoff: an attacker
+elsewhere cannot lock the owner out of home, and guessing from the owner's
+address is throttled all the same.
+
 An attempt is counted as a failure *before* the password is checked and
 forgiven on success, so concurrent guesses cannot all slip in before the
-first failure is recorded. The keys hold an HMAC of the phone number, never
-the number. Redis errors propagate (503): an outage must not open unlimited
-guessing.
+first failure is recorded. The keys hold HMACs of the phone number and the
+address, never either. Redis errors propagate (503): an outage must not open
+unlimited guessing.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ class LoginThrottled(RateLimited):
 @dataclass(frozen=True)
 class Attempt:
     key: str
+    #: ``la:<account>:<address>``: marks the address as the owner's after a success.
+    known_key: str
 
     @property
     def failures(self) -> str:
@@ -44,6 +52,11 @@ class Attempt:
         return f"ll:{self.key}"
 
 
+def _mac(settings: Settings, label: bytes, text: str) -> str:
+    key = settings.secret("blind_index_key").encode()
+    return hmac.new(key, label + text.encode(), hashlib.sha256).hexdigest()[:32]
+
+
 def _account_key(settings: Settings, phone: str) -> str:
     from maas.accounts import InvalidPhone, normalise_phone
 
@@ -51,8 +64,7 @@ def _account_key(settings: Settings, phone: str) -> str:
         ident = normalise_phone(phone)
     except InvalidPhone:
         ident = phone.strip()
-    key = settings.secret("blind_index_key").encode()
-    return hmac.new(key, b"login:" + ident.encode(), hashlib.sha256).hexdigest()[:32]
+    return _mac(settings, b"login:", ident)
 
 
 def backoff_s(settings: Settings, failures: int) -> int:
@@ -72,9 +84,13 @@ def _throttled(client: redis.Redis, attempt: Attempt) -> LoginThrottled:
     return err
 
 
-def begin(client: redis.Redis, settings: Settings, phone: str) -> Attempt:
-    """Admit one login attempt (counted as a failure until `succeeded`), or raise LoginThrottled."""
-    attempt = Attempt(_account_key(settings, phone))
+def begin(client: redis.Redis, settings: Settings, phone: str, address: str = "") -> Attempt:
+    """Admit one login attempt from ``address`` (counted as a failure until `succeeded`), or raise
+    LoginThrottled."""
+    account = _account_key(settings, phone)
+    known_key = f"la:{account}:{_mac(settings, b'addr:', address)[:16]}"
+    known = bool(address) and bool(client.exists(known_key))
+    attempt = Attempt(f"{account}:{known_key[-16:]}" if known else account, known_key)
     if client.exists(attempt.lock):
         raise _throttled(client, attempt)
     pipe = client.pipeline()
@@ -90,5 +106,8 @@ def begin(client: redis.Redis, settings: Settings, phone: str) -> Attempt:
     return attempt
 
 
-def succeeded(client: redis.Redis, attempt: Attempt) -> None:
-    client.delete(attempt.failures, attempt.lock)
+def succeeded(client: redis.Redis, settings: Settings, attempt: Attempt) -> None:
+    pipe = client.pipeline()
+    pipe.delete(attempt.failures, attempt.lock)
+    pipe.set(attempt.known_key, "1", ex=settings.login_known_address_days * 86400)
+    pipe.execute()

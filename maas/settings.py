@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     login_backoff_s: int = Field(default=30, gt=0)
     login_backoff_max_s: int = Field(default=900, gt=0)
     login_failure_window_s: int = Field(default=24 * 3600, gt=0)
+    #: An address the account logged in from keeps a failed-login budget of its own this long (so an
+    #: attacker elsewhere cannot lock the owner out).
+    login_known_address_days: int = Field(default=30, gt=0)
 
     # Regulator views (maas.audit_views): counts of 1..k-1 people are suppressed in metrics and exports.
     regulator_k_anonymity: int = Field(default=5, ge=2, le=1000)

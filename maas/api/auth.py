@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from maas import accounts, login_guard, security
 from maas.api.deps import CurrentPrincipal, RedisDep, SessionDep, SettingsDep
-from maas.ratelimit import RateLimited, rate_limit
+from maas.ratelimit import RateLimited, address_key, client_address, rate_limit
 from maas.errors import AlreadyExists, BadRequest, InvalidCredentials, InvalidToken, TokenRevoked, error_responses
 
 # Anyone may call these: keyed by client address, whatever Authorization header comes along.
@@ -68,12 +68,12 @@ def register(body: RegisterIn, session: SessionDep) -> AccountOut:
 
 @router.post("/token", response_model=TokenOut,
              responses=error_responses(InvalidCredentials, RateLimited, login_guard.LoginThrottled))
-def token(body: TokenIn, session: SessionDep, settings: SettingsDep, redis: RedisDep) -> TokenOut:
+def token(body: TokenIn, request: Request, session: SessionDep, settings: SettingsDep, redis: RedisDep) -> TokenOut:
     """Log in. Past a few failed logins an account gets one attempt per (doubling) backoff period; meanwhile
     every attempt, right password or not, is a 429 ``login_throttled`` with ``Retry-After``."""
-    attempt = login_guard.begin(redis, settings, body.phone)
+    attempt = login_guard.begin(redis, settings, body.phone, address_key(client_address(request)))
     pair = accounts.login(session, settings, phone=body.phone, password=body.password)
-    login_guard.succeeded(redis, attempt)
+    login_guard.succeeded(redis, settings, attempt)
     return _pair(pair)
 
 

@@ -103,3 +103,22 @@ def test_other_auth_routes_are_keyed_by_address(settings, route) -> None:  # noq
     with _client(settings, rate_limits="auth=2/60") as c:
         codes = [c.post(route, json={}, headers={"Authorization": f"Bearer junk-{i}"}).status_code for i in range(4)]
     assert codes[2:] == [429, 429], codes
+
+
+def test_an_attacker_cannot_lock_the_owner_out_of_a_known_address(settings, make_user) -> None:  # noqa: ANN001
+    """Per-account backoff must not become a lock-out weapon: the owner's usual address keeps its own budget."""
+    _, phone, password = make_user("passenger")
+    home = "192.0.2.50"
+    with _client(settings, address=home) as c:
+        assert c.post("/v1/auth/token", json={"phone": phone, "password": password}).status_code == 200
+    for i in range(40):
+        with _client(settings, address=f"203.0.113.{i + 1}") as c:
+            c.post("/v1/auth/token", json={"phone": phone, **WRONG})
+    with _client(settings, address="192.0.2.99") as c:  # a new address: locked
+        assert c.post("/v1/auth/token", json={"phone": phone, "password": password}).status_code == 429
+    with _client(settings, address=home) as c:  # the owner at home: not locked
+        assert c.post("/v1/auth/token", json={"phone": phone, "password": password}).status_code == 200
+        # ... but guessing from the known address has its own budget and backoff, not a free pass.
+        free = settings.login_free_failures
+        codes = [c.post("/v1/auth/token", json={"phone": phone, **WRONG}).status_code for _ in range(free + 4)]
+        assert codes == [401] * (free + 1) + [429] * 3, codes
