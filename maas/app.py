@@ -122,7 +122,12 @@ class _BodyTooLarge(StarletteHTTPException):
         super().__init__(status_code=413, detail=f"the request body is larger than {limit} bytes")
 
 
-def create_app(settings: Settings | None = None, *, load_timetable: bool = True) -> FastAPI:
+def create_app(settings: Settings | None = None, *, load_timetable: bool = True,
+               warm_up: bool | None = None) -> FastAPI:
+    """``warm_up``: compile or load every routing kernel and prime the timetable before the app reports
+    ready (maas.warmup); default: ``MAAS_WARM_UP`` (1/0), else everywhere but in the test environment."""
+    from maas.warmup import warm_up_default
+
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -131,6 +136,11 @@ def create_app(settings: Settings | None = None, *, load_timetable: bool = True)
         if app.state.load_timetable_on_start:
             # Compute-heavy (first compile) or I/O (cache map): off the event loop.
             await anyio.to_thread.run_sync(app.state.planner.refresh)
+        if app.state.warm_up_on_start:
+            from maas.warmup import start_up
+
+            app.state.warmup = await start_up(app)
+        app.state.ready = True
         yield
 
     # Production serves no API documentation unless MAAS_EXPOSE_DOCS=true (`python -m maas.openapi` still
@@ -152,6 +162,9 @@ def create_app(settings: Settings | None = None, *, load_timetable: bool = True)
     app.state.rate_limits = parse_limits(settings.rate_limits)
     app.state.planner = Planner(settings, app.state.engine)
     app.state.load_timetable_on_start = load_timetable
+    app.state.warm_up_on_start = warm_up_default(settings) if warm_up is None else warm_up
+    app.state.ready = False  # set once the lifespan's start-up (timetable, warm-up) is done
+    app.state.warmup = None
     app.state.timetable_info = app.state.planner.info
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)

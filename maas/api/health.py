@@ -28,6 +28,10 @@ class HealthOut(BaseModel):
     database: Backend
     redis: Backend
     timetable: dict | None = None
+    #: true once start-up is done: timetable loaded, every routing kernel compiled (no compile on requests)
+    ready: bool = False
+    #: what the start-up warm-up did (maas.warmup): seconds, kernel cache directory, primed searches
+    warmup: dict | None = None
 
 
 @router.get("/health", response_model=HealthOut)
@@ -48,4 +52,5 @@ def health(request: Request) -> HealthOut:
         database=Backend(kind=state.settings.database_backend, ok=db_ok),
         redis=Backend(kind=state.settings.redis_backend, ok=r_ok),
         timetable=timetable() if callable(timetable) else timetable,
+        ready=bool(getattr(state, "ready", False)), warmup=getattr(state, "warmup", None),
     )
