@@ -154,18 +154,31 @@ KEEP_ENTRIES = 3
 STALE_TMP_S = 3600
 
 
+def filesystem_now(directory: Path) -> float:
+    """The current time on the clock that stamps ``directory``'s files (mtimes), in epoch seconds.
+
+    Ages of files are measured against the clock that wrote them, not the
+    process's: a file server's clock may differ from this machine's, and a
+    process may run on an injected clock.
+    """
+    fd, probe = tempfile.mkstemp(prefix=".clock-", dir=directory)
+    try:
+        return os.fstat(fd).st_mtime
+    finally:
+        os.close(fd)
+        os.unlink(probe)
+
+
 def prune_cache(cache_dir: Path, *, keep: int = KEEP_ENTRIES, protect: Path | None = None) -> list[Path]:
     """Delete all but the ``keep`` newest timetables and temp dirs of crashed writers (> 1 h old).
 
     Safe while other processes serve an old entry: their memory maps keep the
     unlinked files alive until they close them. Returns the removed paths.
     """
-    import time
-
     cache_dir = Path(cache_dir)
     removed: list[Path] = []
     entries = [p for p in cache_dir.iterdir() if p.is_dir()]
-    now = time.time()
+    now = filesystem_now(cache_dir)
     for p in entries:
         if p.name.startswith(".tmp-") and now - p.stat().st_mtime > STALE_TMP_S:
             shutil.rmtree(p, ignore_errors=True)
