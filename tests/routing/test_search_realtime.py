@@ -411,3 +411,25 @@ def test_real_time_arrive_by_and_range_match_the_oracle(caltrain, rt_oracle):
             assert want[k] == int(arr.timestamp()), (rreq, dep, k)
             checked += 1
     assert checked > 50
+
+
+@pytest.mark.slow
+def test_nyc_snapshot_moved_to_2026_equals_the_oracle(shared_data):
+    """NYC subway: the 2021 B-division snapshot moved onto a 2026 Friday (bench/realtime_oracle.py) — trips
+    named by route + start time, hundreds of stop updates — planned equal to the real-time oracle."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from realtime_oracle import compare, shifted
+
+    sub = shared_data / "nyc-mta" / "subway.zip"
+    tt = compile_timetable([FeedSource("subway", sub, "mta")])
+    tz, new = ZoneInfo("America/New_York"), date(2026, 10, 2)
+    data = shifted(tt, (shared_data / "nyc-subway-gtfsrt-2021" / "b_division.nyct.gtfsrt").read_bytes(), "subway",
+                   tz, date(2021, 11, 26), new)
+    ov = apply_trip_updates(tt, data, "subway")
+    assert ov.counts["matched"] >= 30
+    net, _ = with_trip_updates(RefNetwork.from_gtfs([("subway", sub)], new), "subway", data)
+    res = compare(tt, ov, net, tz, new, 120, 13, 15, 18, horizon_h=6)
+    assert res["equal_to_oracle"] == 120, res["differences"]
