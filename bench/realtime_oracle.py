@@ -5,11 +5,13 @@ the connection-scan oracle of tests/routing/reference.py run on the real-time-ad
 
 * Caltrain: caltrain.zip + ct-trip-updates.pb (2023-11-07), as staged.
 * NYC subway 2021 (a_division, b_division) on the 2026 static subway.zip, as staged: the dates do not
-  match, so nothing applies; the counts say why.
+  match, so nothing applies; the counts say why (A-division ids are matched to the tail of the static ids,
+  B-division ones by route + start time, and then fall on a date outside the timetable).
 * NYC "date-shifted" experiment: the same messages moved to Friday 2026-10-02 (same weekday, every
-  absolute time moved by the same local-time offset); B-division updates name route + start time,
-  which finds the static trip; the experiment writes the static trip_id into those updates so the
-  oracle (which matches trip ids only) applies exactly the same ones, then compares.
+  absolute time moved by the same local-time offset); updates whose trip_id is the tail of a static
+  one (A division) or that name route + start time (B division) find the static trip; the experiment
+  writes the static trip_id into those updates so the oracle (which matches trip ids only) applies
+  exactly the same ones, then compares.
 
 Prints one JSON object.
 """
@@ -76,7 +78,8 @@ def counts(ov) -> dict:
     c = ov.counts
     return {"trip_updates": c["trip_updates"], "matched": c["matched"], "cancelled": c["cancelled"],
             "added": c.get("added", 0), "duplicated": c.get("duplicated", 0),
-            "matched_by_route_start": c.get("matched_by_route_start", 0), "unmatched": c["unmatched"],
+            "matched_by_route_start": c.get("matched_by_route_start", 0),
+            "matched_by_trip_id_suffix": c.get("matched_by_trip_id_suffix", 0), "unmatched": c["unmatched"],
             "unmatched_by_cause": c.get("unmatched_by_cause", {}), "stop_updates": c["stop_updates"],
             "stop_updates_unmatched": c["stop_updates_unmatched"], "skipped_stops": c["skipped_stops"],
             "entities": c.get("kinds", {})}
@@ -93,6 +96,13 @@ def shifted(tt, data: bytes, feed_id: str, tz: ZoneInfo, old: date, new: date) -
     route_start: dict[tuple[int, int], list[int]] = {}
     for t, (r, s) in enumerate(zip(tt.trip_route.tolist(), tt.trip_start_s.tolist())):
         route_start.setdefault((r, s), []).append(t)
+    exact = set(tt.trip_ids.tolist())
+    tails: dict[str, list[int]] = {}
+    for t, tid in enumerate(tt.trip_ids.tolist()):
+        raw = tid.split(":", 1)[1]
+        for i, ch in enumerate(raw):
+            if ch == "_":
+                tails.setdefault(raw[i + 1:], []).append(t)
     for e in m.entity:
         if e.HasField("vehicle"):
             e.vehicle.timestamp += off if e.vehicle.timestamp else 0
@@ -105,7 +115,10 @@ def shifted(tt, data: bytes, feed_id: str, tz: ZoneInfo, old: date, new: date) -
                 if ev.time:
                     ev.time += off
         r = tt.route_index.get(f"{feed_id}:{tu.trip.route_id}")
-        if tu.trip.start_time and r is not None:
+        by_tail = [t for t in tails.get(tu.trip.trip_id, []) if tt.service_days[tt.trip_service[t], day]]
+        if f"{feed_id}:{tu.trip.trip_id}" not in exact and len(by_tail) == 1:  # NYCT: the tail of the static id
+            tu.trip.trip_id = str(tt.trip_ids[by_tail[0]]).split(":", 1)[1]
+        elif f"{feed_id}:{tu.trip.trip_id}" not in exact and tu.trip.start_time and r is not None:
             h, mi, se = (int(x) for x in tu.trip.start_time.split(":"))
             c = [t for t in route_start.get((r, h * 3600 + mi * 60 + se), [])
                  if tt.service_days[tt.trip_service[t], day]]

@@ -8,7 +8,9 @@ plus per-trip cancelled flags. The timetable itself is never written.
 Semantics (GTFS-Realtime reference):
 
 * A trip is matched by ``feed_id:trip_id`` (a frequency-based trip also by its
-  ``start_time``), or, without a trip_id or with one the feed does not have, by
+  ``start_time``), else by a static trip_id ending in ``"_" + trip_id`` (NYCT's
+  real-time ids are the tail of the static ones), else, without a trip_id or
+  with one the feed does not have, by
   ``route_id`` + ``start_time`` (the
   trip of that route leaving its first stop then and running on ``start_date``;
   ``direction_id`` is not compared, the compiled timetable does not keep it:
@@ -183,7 +185,8 @@ def apply_trip_updates(tt: Timetable, data: bytes, feed_id: str) -> RealtimeOver
     warnings: list[str] = []
     counts = {"entities": len(msg.entity), "trip_updates": 0, "matched": 0, "cancelled": 0, "unmatched": 0,
               "stop_updates": 0, "stop_updates_unmatched": 0, "stop_updates_rejected": 0,
-              "skipped_stops": 0, "added": 0, "duplicated": 0, "matched_by_route_start": 0}
+              "skipped_stops": 0, "added": 0, "duplicated": 0, "matched_by_route_start": 0,
+              "matched_by_trip_id_suffix": 0}
     causes: dict[str, int] = {}
     counts["unmatched_by_cause"] = causes
     counts["kinds"] = kinds
@@ -221,6 +224,18 @@ def apply_trip_updates(tt: Timetable, data: bytes, feed_id: str) -> RealtimeOver
         if len(cands) > 1 and td.start_time:
             start = _parse_hms(td.start_time)
             cands = [t for t in cands if int(tt.trip_start_s[t]) == start]
+        if not cands and td.trip_id:
+            # NYCT style: the static trip_id ends with "_" + the real-time one ("...-Weekday-00_090400_1..S03R")
+            cands = _by_id_suffix(tt, feed, td.trip_id.strip())
+            if len(cands) > 1 and td.start_date:
+                try:
+                    d0 = tt.day_index(datetime.strptime(td.start_date, "%Y%m%d").date())
+                    if 0 <= d0 < tt.n_days:
+                        cands = [t for t in cands if tt.service_days[tt.trip_service[t], d0]]
+                except ValueError:
+                    pass
+            if len(cands) == 1:
+                counts["matched_by_trip_id_suffix"] += 1
         if cands:
             pass
         elif td.route_id and td.start_time:
@@ -403,6 +418,22 @@ def _apply_stop_updates(tt: Timetable, feed_id: str, tu, sched_a: np.ndarray, sc
     inter[0::2], inter[1::2] = new_a, new_d
     inter = np.maximum.accumulate(inter)
     return inter[0::2], inter[1::2], skipped
+
+
+_ID_SUFFIX: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _by_id_suffix(tt: Timetable, feed: int, rt_id: str) -> list[int]:
+    """Trips of ``feed`` whose GTFS trip_id ends with ``"_" + rt_id``."""
+    per = _ID_SUFFIX.setdefault(tt, {})
+    if feed not in per:
+        idx: dict[str, list[int]] = {}
+        for raw, ts in _trip_index(tt, feed).items():
+            for i, ch in enumerate(raw):
+                if ch == "_" and i + 1 < len(raw):
+                    idx.setdefault(raw[i + 1:], []).extend(ts)
+        per[feed] = idx
+    return list(per[feed].get(rt_id, []))
 
 
 _ROUTE_START: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

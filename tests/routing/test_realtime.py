@@ -276,3 +276,30 @@ def test_route_and_start_time_pick_the_direction_the_stops_name(tmp_path) -> Non
     nb, p, c = _col(tt, "NB")
     block = ov.pattern_times(tt, p)
     assert block is None or block[0][:, c].tolist() == tt.pattern_times(p)[0][:, c].tolist()
+
+
+def test_real_time_trip_id_is_the_tail_of_the_static_one(tmp_path) -> None:
+    """NYCT sends "090400_1..S03R" for the static "ASP26GEN-1038-Weekday-00_090400_1..S03R"."""
+    files = {
+        "stops.txt": "stop_id,stop_name,stop_lat,stop_lon\nA,A,52.50,13.40\nB,B,52.50,13.42\n",
+        "routes.txt": "route_id,route_short_name,route_type\n1,1,1\n",
+        "trips.txt": "route_id,service_id,trip_id\n1,WK,ASP-Weekday-00_090400_1..S03R\n1,WK,ASP-Weekday-00_090500_1..S03R\n",
+        "stop_times.txt": stop_times({"ASP-Weekday-00_090400_1..S03R": "A 15:04 B 15:10",
+                                     "ASP-Weekday-00_090500_1..S03R": "A 15:05 B 15:11"}),
+    }
+    tt = compile_timetable([FeedSource("f", write_gtfs(tmp_path / "n", files, timezone="America/New_York"))])
+
+    def upd(tu):
+        tu.trip.trip_id, tu.trip.start_date = "090400_1..S03R", "20250604"
+        s = tu.stop_time_update.add()
+        s.stop_id = "B"
+        s.arrival.delay = 60
+
+    def unknown(tu):
+        tu.trip.trip_id, tu.trip.start_date = "0400_1..S03R", "20250604"  # not at an "_" boundary
+        tu.delay = 60
+
+    ov = apply_trip_updates(tt, _msg(upd, unknown), "f")
+    assert ov.counts["matched_by_trip_id_suffix"] == 1 and ov.counts["matched"] == 1
+    assert ov.counts["unmatched_by_cause"] == {"unknown_trip_id": 1}
+    assert tt.trip_ids[ov.updated_trips[0]] == "f:ASP-Weekday-00_090400_1..S03R"
