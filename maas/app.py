@@ -27,8 +27,10 @@ from maas.api import (
     payments,
     plan,
     reconciliation,
+    refund_quote,
     regulator,
     settlements,
+    stops,
     tickets,
 )
 from maas.db import get_engine
@@ -173,4 +175,10 @@ def create_app(settings: Settings | None = None, *, load_timetable: bool = True,
         app.include_router(module.router)
     app.include_router(auth.me_router)
     app.include_router(plan.realtime_router)
+    app.include_router(stops.router)
+    app.include_router(refund_quote.router)
+
+    from maas.web import mount as mount_web  # the /app front ends (HTML shells over this API)
+
+    mount_web(app)
     return app

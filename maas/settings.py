@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     operator_fare_tables_file: Path | None = None
     refund_rules_file: Path | None = None
 
+    # Web front ends (maas/web, served under /app): the map's tile URL template
+    # (e.g. ``https://tiles.example/{z}/{x}/{y}.png``); empty: the map draws on a plain background.
+    map_tile_url: str = ""
+    map_tile_attribution: str = ""
+
     # Face credentials (ticketing.faces). Threshold: None = the calibrated default of the encoder
     # (ticketing.credentials.face.DEFAULT_THRESHOLD); recalibrate with `maas faces calibrate`.
     face_threshold: float | None = Field(default=None, gt=0, lt=4)

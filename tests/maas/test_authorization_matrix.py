@@ -29,6 +29,7 @@ RULES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/me"): frozenset({AUTHENTICATED}),
     ("GET", "/.well-known/jwks.json"): frozenset({ANYONE}),  # public keys only
     ("GET", "/v1/plan"): frozenset({ANYONE}),
+    ("GET", "/v1/stops"): frozenset({ANYONE}),  # stop search by name (autocomplete)
     ("POST", "/v1/realtime/{feed_id}"): frozenset({"admin", "operator"}),  # operator scope checked per feed
     ("POST", "/v1/realtime/{feed_id}/alerts"): frozenset({"admin", "operator"}),  # operator scope checked per feed
     ("POST", "/v1/admin/operators"): frozenset({"admin"}),
@@ -48,6 +49,7 @@ RULES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/orders/{order_id}"): frozenset({"passenger"}),
     ("POST", "/v1/orders/{order_id}/cancel"): frozenset({"passenger"}),
     ("POST", "/v1/orders/{order_id}/refunds"): frozenset({"passenger"}),
+    ("GET", "/v1/orders/{order_id}/refund-quote"): frozenset({"passenger"}),
     ("POST", "/v1/payments/stripe/webhook"): frozenset({ANYONE}),  # authenticated by Stripe's signature
     ("POST", "/v1/payments/sandbox/{order_id}/confirm"): frozenset({"passenger"}),
     ("GET", "/v1/tickets"): frozenset({"passenger"}),

@@ -1,0 +1,67 @@
+document.addEventListener("alpine:init", () => {
+  Alpine.data("wallet", () => ({
+    tickets: [], loaded: false, error: "", notice: "", busy: false,
+    qrFor: null, qrUrl: "", qrLeft: 0, qrExpires: 0, timer: null,
+    refunding: null, refundLegs: [], quote: null,
+    async init() {
+      if (!MaaS.requireRole(["passenger"])) return;
+      await this.load();
+    },
+    async load() {
+      try {
+        const r = await MaaS.api("GET", "/v1/tickets");
+        this.tickets = Array.isArray(r) ? r : (r.tickets || []);
+      } catch (e) { this.error = e.text; }
+      this.loaded = true;
+    },
+    legLabel(leg) { return `${leg.from_stop_id} → ${leg.to_stop_id} · ${leg.service_date}`; },
+    async showQr(tk) {
+      this.qrFor = tk.ticket_id;
+      clearInterval(this.timer);
+      await this.fetchQr();
+      this.timer = setInterval(() => {
+        this.qrLeft = Math.max(0, Math.round((this.qrExpires - Date.now()) / 1000));
+        if (this.qrLeft <= 3 && !this.busyQr) this.fetchQr();  // rotate a little before the code expires
+      }, 1000);
+    },
+    async fetchQr() {
+      this.busyQr = true;
+      try {
+        const r = await MaaS.api("GET", `/v1/tickets/${encodeURIComponent(this.qrFor)}/qr?format=svg`, null, {raw: true});
+        const expires = r.headers.get("X-QR-Expires-At");
+        const blob = await r.blob();
+        if (this.qrUrl) URL.revokeObjectURL(this.qrUrl);
+        this.qrUrl = URL.createObjectURL(blob);
+        // the server's expiry, but never later than one rotation period from now (a device clock may be off)
+        const ttl = Date.now() + MaaS.data.qr_ttl_s * 1000;
+        this.qrExpires = expires ? Math.min(Date.parse(expires), ttl) : ttl;
+        this.qrLeft = Math.max(0, Math.round((this.qrExpires - Date.now()) / 1000));
+      } catch (e) { this.error = e.text; clearInterval(this.timer); this.qrFor = null; }
+      finally { this.busyQr = false; }
+    },
+    startRefund(tk) {
+      clearInterval(this.timer); this.qrFor = null; this.notice = ""; this.error = "";
+      this.refunding = tk.ticket_id; this.quote = null;
+      this.refundLegs = tk.legs.filter((l) => l.status === "unused").map((l) => l.leg_id);
+    },
+    stopRefund() { this.refunding = null; this.quote = null; this.refundLegs = []; },
+    async getQuote(tk) {
+      this.error = ""; this.busy = true;
+      try {
+        const q = new URLSearchParams(); this.refundLegs.forEach((id) => q.append("leg_ids", id));
+        this.quote = await MaaS.api("GET", `/v1/orders/${encodeURIComponent(tk.order_id)}/refund-quote?${q}`);
+      } catch (e) { this.error = e.text; }
+      finally { this.busy = false; }
+    },
+    async confirmRefund(tk) {
+      this.error = ""; this.busy = true;
+      try {
+        const r = await MaaS.api("POST", `/v1/orders/${encodeURIComponent(tk.order_id)}/refunds`, {leg_ids: this.refundLegs});
+        this.notice = MaaS.t("wallet.refund_done", {amount: MaaS.money(r.amount), fee: MaaS.money(r.fee)});
+        this.stopRefund();
+        await this.load();
+      } catch (e) { this.error = e.text; }
+      finally { this.busy = false; }
+    },
+  }));
+});
