@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # Ticketing: offer/order lifetimes, QR freshness, ticket validity around a leg, platform fare and refund files.
     offer_ttl_s: int = Field(default=600, gt=0)
     order_payment_ttl_s: int = Field(default=900, gt=0)
+    #: Seats one account may hold unpaid (open offers and unpaid orders) on one departure, and in total.
+    seat_holds_per_departure: int = Field(default=9, ge=1)
+    seat_holds_per_account: int = Field(default=18, ge=1)
     qr_ttl_s: int = Field(default=30, gt=0)
     ticket_valid_before_s: int = Field(default=7200, ge=0)
     ticket_valid_after_s: int = Field(default=7200, ge=0)
@@ -103,7 +106,7 @@ class Settings(BaseSettings):
     log_json: bool = True
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     #: ``group=requests/seconds`` per client (bearer token or address); 0 requests disables a group.
-    rate_limits: str = "auth=30/60,plan=240/60,gates=1200/60"
+    rate_limits: str = "auth=30/60,plan=240/60,gates=1200/60,offers=20/60"
 
     #: Reverse proxies whose ``X-Forwarded-For`` is believed: comma-separated addresses or CIDR networks
     #: (e.g. ``10.0.0.0/8,127.0.0.1``); empty = none, the peer address is the client.

@@ -94,6 +94,12 @@ class SoldOut(Conflict):
     code = "sold_out"
 
 
+class SeatHoldLimit(Conflict):
+    """The account already holds as many unpaid seats as it may (on this departure, or in total)."""
+
+    code = "seat_hold_limit"
+
+
 class OfferExpired(Conflict):
     code = "offer_expired"
 

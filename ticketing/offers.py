@@ -13,11 +13,14 @@ from __future__ import annotations
 import datetime as dt
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 import redis
-from sqlmodel import Session
+import sqlalchemy as sa
+from sqlalchemy import or_
+from sqlmodel import Session, select
 
 from routing.timetable import MODES, PICKUP_NONE, Timetable
 from ticketing import seats
@@ -28,11 +31,12 @@ from ticketing.errors import (
     LegNotPriced,
     NoSeatCapacity,
     OfferNotFound,
+    SeatHoldLimit,
     SoldOut,
 )
 from ticketing.fares.concessions import PLATFORM_CATEGORIES
 from ticketing.fares.errors import UnknownRiderCategory
-from ticketing.models import Offer, new_id
+from ticketing.models import Offer, Order, OrderStatus, new_id
 
 #: Modes sold with a reserved seat (客运班线): their trips need a configured capacity.
 RESERVED_MODES = frozenset({"COACH"})
@@ -249,7 +253,8 @@ def price_travelers(pricer: Pricer, legs: list[dict[str, Any]], categories: list
 def create_offer(session: Session, redis_client: redis.Redis, *, user_id: str, timetable: Timetable,
                  itinerary: dict[str, Any], categories: list[str], pricer: Pricer,
                  seat_capacity: Callable[[str], int | None], now: dt.datetime, ttl_s: int,
-                 realtime: Any = None, leg_values: LegValues | None = None) -> Offer:
+                 realtime: Any = None, leg_values: LegValues | None = None,
+                 hold_caps: HoldCaps | None = None) -> Offer:
     """Re-checks, prices and holds seats; the offer is valid ``ttl_s`` seconds from ``now``.
 
     ``realtime``: the serving snapshot's overlay (predicted times are accepted too).
@@ -258,6 +263,7 @@ def create_offer(session: Session, redis_client: redis.Redis, *, user_id: str, t
     ``seat_capacity(trip_id)`` gives the seats of a reserved-seat trip (``None``
     when the operator configured none). Raises the `recheck_itinerary` errors,
     `LegNotPriced`, `NoSeatCapacity` and `SoldOut` (nothing stays held then).
+    ``hold_caps``: the account's unpaid seat holds may not exceed these (`SeatHoldLimit`).
     """
     if not categories:
         raise InvalidItinerary("an offer needs at least one traveller")
@@ -279,12 +285,17 @@ def create_offer(session: Session, redis_client: redis.Redis, *, user_id: str, t
     expires_at = now + dt.timedelta(seconds=ttl_s)
     offer_id = new_id("off")
     holds: list[dict[str, Any]] = []
+    for leg in legs:
+        leg["reserved"] = seat_capacity(leg["trip_id"]) is not None or leg["mode"] in RESERVED_MODES
+    reserved = [seats.hold_key(leg["trip_id"], leg["service_date"]) for leg in legs if leg["reserved"]]
+    if hold_caps is not None and reserved:
+        check_hold_caps(session, user_id=user_id, keys=reserved, seats_each=len(categories), caps=hold_caps,
+                        now=now)
     try:
         for leg in legs:
-            capacity = seat_capacity(leg["trip_id"])
-            leg["reserved"] = capacity is not None or leg["mode"] in RESERVED_MODES
             if not leg["reserved"]:
                 continue
+            capacity = seat_capacity(leg["trip_id"])
             if capacity is None:
                 raise NoSeatCapacity(f"leg {leg['leg_index']} needs a reserved seat but trip {leg['trip_id']} "
                                      "has no configured capacity", details={"leg_index": leg["leg_index"]})
@@ -305,6 +316,58 @@ def create_offer(session: Session, redis_client: redis.Redis, *, user_id: str, t
     session.add(offer)
     session.flush()
     return offer
+
+
+@dataclass(frozen=True)
+class HoldCaps:
+    """Seats one account may hold unpaid: on one departure (trip and service date), and in total."""
+
+    per_departure: int
+    per_account: int
+
+
+def open_holds(session: Session, *, user_id: str, now: dt.datetime) -> dict[str, int]:
+    """Seats the account holds unpaid right now, by hold key: offers not yet ordered and still valid, and
+    orders awaiting payment within their payment window. Sold, cancelled and lapsed holds do not count."""
+    rows = session.exec(select(Offer, Order)
+                        .join(Order, Order.offer_id == Offer.offer_id, isouter=True)  # type: ignore[arg-type]
+                        .where(Offer.user_id == user_id,
+                               or_(Offer.expires_at > now, Order.expires_at > now))).all()  # type: ignore[arg-type]
+    held: dict[str, int] = {}
+    for offer, order in rows:
+        if order is None:
+            open_ = offer.expires_at > now
+        else:
+            open_ = order.status == OrderStatus.pending_payment.value and order.expires_at > now
+        if open_:
+            for h in offer.holds:
+                held[h["key"]] = held.get(h["key"], 0) + len(h["seats"])
+    return held
+
+
+def check_hold_caps(session: Session, *, user_id: str, keys: list[str], seats_each: int, caps: HoldCaps,
+                    now: dt.datetime) -> None:
+    """Raises `SeatHoldLimit` when holding ``seats_each`` more seats on each of ``keys`` would exceed a cap.
+
+    On PostgreSQL the account's offers are serialised (a transaction-scoped advisory lock on the account),
+    so concurrent requests cannot both pass the check.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+                        {"k": f"seat-holds:{user_id}"})
+    held = open_holds(session, user_id=user_id, now=now)
+    for key in keys:
+        if held.get(key, 0) + seats_each > caps.per_departure:
+            raise SeatHoldLimit("this account already holds the most unpaid seats it may on this departure; "
+                                "pay for or cancel an order, or let an offer lapse",
+                                details={"scope": "departure", "limit": caps.per_departure,
+                                         "held": held.get(key, 0), "requested": seats_each})
+    total = sum(held.values())
+    if total + seats_each * len(keys) > caps.per_account:
+        raise SeatHoldLimit("this account already holds the most unpaid seats it may; pay for or cancel an "
+                            "order, or let an offer lapse",
+                            details={"scope": "account", "limit": caps.per_account, "held": total,
+                                     "requested": seats_each * len(keys)})
 
 
 def get_offer(session: Session, offer_id: str, *, user_id: str) -> Offer:
