@@ -135,6 +135,10 @@ def test_alerts_are_refused_as_trip_updates_and_attached_to_legs(client, login, 
     r = client.post("/v1/realtime/ct/alerts", content=(ct / "ct-trip-updates.pb").read_bytes(), headers=admin)
     assert r.status_code == 422 and r.json()["error"]["code"] == "not_service_alerts"
 
+    _, other_staff = login("operator", "someone-else")
+    assert client.post("/v1/realtime/ct/alerts", content=_alerts_message(), headers=other_staff).status_code == 403
+    assert client.post("/v1/realtime/ct/alerts", content=_alerts_message()).status_code == 401
+    assert not app.state.planner.snapshot.alerts
     r = client.post("/v1/realtime/ct/alerts", content=_alerts_message(), headers=admin)
     assert r.status_code == 200 and r.json()["counts"]["alerts"] == 3, r.text
     q = {"from": "ct:70232", "to": "ct:70272", "depart_at": "2023-11-07T16:50:00-08:00"}
