@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast openapi bench-routing bench-nyc bench-ferrobus bench-face bench-fares bench-ticketing bench-clearing lint-imports clean
+.PHONY: install demo test test-fast openapi bench bench-routing bench-nyc bench-ferrobus bench-peer bench-face bench-fares bench-ticketing bench-clearing bench-cold-start lint-imports clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -48,6 +48,22 @@ bench-nyc: install
 # Side by side with ferrobus (installed by the script itself; it is not a dependency of the project).
 bench-ferrobus: install
 	$(BIN)/python bench/routing_vs_ferrobus.py
+
+# Every benchmark below plus bench/cold_start.py, the shared ferrobus harness and the load test, one JSON
+# summary with the core count and load average (docs/benchmarks.md). BENCH_ARGS=--quick for a smoke run;
+# the ferrobus comparisons need BENCH_PEER_PYTHON (a Python that imports ferrobus and osmium).
+BENCH_OUT ?= bench-summary.json
+BENCH_ARGS ?=
+bench: install
+	$(BIN)/python bench/run_all.py --out $(BENCH_OUT) $(if $(BENCH_PEER_PYTHON),--peer-python $(BENCH_PEER_PYTHON)) $(BENCH_ARGS)
+
+# The shared peer harness (../shared/bench/README.md): ours and ferrobus interleaved on the same queries.
+bench-peer: install
+	$(BENCH_PEER_PYTHON) ../shared/bench/peer_ferrobus.py --network subway --project .
+
+# First request after /health says ready against the hundredth (fresh kernel cache, restart, no warm-up).
+bench-cold-start: install
+	$(BIN)/python bench/cold_start.py
 
 bench-ticketing: install
 	$(BIN)/python bench/ticketing.py

@@ -30,6 +30,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -116,6 +117,7 @@ def run_mode(mode: str, kernel_cache: Path, repeat: int, timeout_s: float) -> di
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+    shutil.rmtree(data_dir, ignore_errors=True)  # kept (with server.log) only when the run failed
     out: dict = {"ready_s": round(ready_s, 2), "warmup": health.get("warmup"), "kinds": {}}
     for kind in KINDS:
         ms = times[kind]
@@ -137,6 +139,7 @@ def main() -> None:
     args = ap.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     shared_cache = args.kernel_cache or Path(tempfile.mkdtemp(prefix="cold-start-kernels-"))
+    created = [] if args.kernel_cache else [shared_cache]
     result: dict = {"benchmark": "cold_start", "cores": os.cpu_count(), "load_avg_before": os.getloadavg(),
                     "repeat": args.repeat, "modes": {}}
     for mode in modes:
@@ -144,11 +147,14 @@ def main() -> None:
             cache = shared_cache  # restart reuses what fresh compiled (run fresh first)
         elif mode == "no-warmup":
             cache = Path(tempfile.mkdtemp(prefix="cold-start-kernels-nowarm-"))
+            created.append(cache)
         else:
             raise SystemExit(f"unknown mode {mode!r}")
         result["modes"][mode] = run_mode(mode, cache, args.repeat, args.timeout)
         print(f"{mode}: {json.dumps(result['modes'][mode])}", file=sys.stderr)
     result["load_avg_after"] = os.getloadavg()
+    for cache in created:
+        shutil.rmtree(cache, ignore_errors=True)
     text = json.dumps(result, indent=2)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")
