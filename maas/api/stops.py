@@ -42,10 +42,12 @@ def search_stops(tt: Any, q: str, limit: int) -> list[dict[str, Any]]:
     loc = np.asarray(tt.stop_location_type)
     parent = np.asarray(tt.stop_parent)
     # stops (0) without a parent station, and stations (1); platforms are reached through their station
-    hit &= ((loc == 0) & (parent < 0)) | (loc == 1)
+    hit &= ((loc == 0) & (parent < 0)) | (loc == 1) | (ids == needle)  # ... unless named by its own id
     idx = np.flatnonzero(hit)
     starts = np.char.startswith(names[idx], needle)
-    order = sorted(range(len(idx)), key=lambda i: (not starts[i], len(names[idx[i]]), str(tt.stop_names[idx[i]])))
+    exact = ids[idx] == needle  # a stop named by its id comes first
+    order = sorted(range(len(idx)), key=lambda i: (not exact[i], not starts[i], len(names[idx[i]]),
+                                                   str(tt.stop_names[idx[i]])))
     out: list[dict[str, Any]] = []
     seen: set[tuple[str, int, int]] = set()
     for i in order:

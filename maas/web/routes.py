@@ -24,7 +24,8 @@ PAGES: dict[str, tuple[str, str, str]] = {
     "passenger": ("passenger_plan.html", "plan.title", "passenger"),
     "passenger/buy": ("passenger_buy.html", "buy.title", "passenger"),
     "passenger/tickets": ("passenger_wallet.html", "wallet.title", "passenger"),
-    # "gate": ("gate.html", "gate.title", "gate"),
+    "gate": ("gate.html", "gate.title", "gate"),
+    "operator": ("operator.html", "op.title", "operator"),
 }
 
 

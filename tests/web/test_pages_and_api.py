@@ -17,7 +17,7 @@ def test_pages_are_served_in_chinese_by_default_and_in_english_on_request(client
     assert '<html lang="en">' in r.text and "Sign in" in r.text and r.cookies.get("maas_lang") == "en"
     assert '<html lang="en">' in client.get("/app/passenger").text  # kept in the cookie
     assert client.get("/app", follow_redirects=False).headers["location"] == "/app/"
-    for path in ("/app/", "/app/passenger", "/app/passenger/buy", "/app/passenger/tickets",
+    for path in ("/app/", "/app/passenger", "/app/passenger/buy", "/app/passenger/tickets", "/app/gate",
                  "/app/static/app.js", "/app/static/vendor/alpinejs-3.17.5/alpine.min.js",
                  "/app/static/vendor/leaflet-1.9.4/leaflet.js"):
         assert client.get(path).status_code == 200, path
@@ -48,6 +48,9 @@ def test_stop_search_finds_stations_by_part_of_the_name(client, demo) -> None:  
     assert len(ids) == len(set(ids))
     # platforms are reached through their station, not listed on their own
     assert not any(":" in i.split(":", 1)[1] for i in ids)
+    # named by its id (the wallet shows ticket legs' stop names so), a platform too, and first
+    platform = client.get("/v1/stops", params={"q": "yx-metro:RMGC"}).json()["stops"][0]
+    assert platform["stop_id"] == "yx-metro:RMGC" and platform["name"] == "人民广场站"
     assert client.get("/v1/stops", params={"q": "不存在的站名"}).json() == {"stops": []}
     assert client.get("/v1/stops", params={"q": "x", "limit": 0}).status_code == 422
 

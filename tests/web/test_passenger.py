@@ -50,7 +50,7 @@ def test_language_switch_and_wrong_password_shows_readable_error(mobile_page, de
     assert page.get_by_role("heading", level=1).inner_text() == "登录"
 
 
-def test_passenger_plans_buys_opens_ticket_gate_admits_once_and_refunds(mobile_page, demo, shots) -> None:  # noqa: ANN001
+def test_passenger_plans_buys_opens_ticket_gate_admits_once_and_refunds(mobile_page, chromium, demo, shots) -> None:  # noqa: ANN001
     import zxingcpp
 
     page = mobile_page
@@ -100,6 +100,7 @@ def test_passenger_plans_buys_opens_ticket_gate_admits_once_and_refunds(mobile_p
     ticket = page.locator("article.ticket").first
     ticket.wait_for()
     assert "王*" in ticket.inner_text()  # the traveller, masked
+    assert "人民广场 → " in ticket.inner_text()  # legs by stop name
     assert VALID_ID not in page.content()  # the full ID number is never on screen
     ticket.get_by_role("button", name="出示乘车码").click()
     qr = ticket.get_by_test_id("ticket-qr")
@@ -110,15 +111,10 @@ def test_passenger_plans_buys_opens_ticket_gate_admits_once_and_refunds(mobile_p
     assert len(decoded) == 1, "the on-screen QR must decode"
     payload = decoded[0].text
 
-    # a gate of the first ride's operator admits it once, and only once
+    # the gate simulator (a gate of the first ride's operator, at its boarding stop) admits it once, and only once
     legs = tickets[0]["legs"]
     gate = demo.gate(legs[0]["operator_id"])
-    body = {"gate_id": gate["gate_id"], "stop_id": legs[0]["from_stop_id"], "payload": payload}
-    headers = {"Authorization": f"Bearer {gate['token']}"}
-    r1 = httpx.post(f"{demo.base}/v1/gates/validate", json=body, headers=headers, timeout=30).json()
-    assert r1["result"] == "accepted", r1
-    r2 = httpx.post(f"{demo.base}/v1/gates/validate", json=body, headers=headers, timeout=30).json()
-    assert r2["result"] == "rejected", r2
+    _gate_admits_once(chromium, demo, gate, legs[0]["from_stop_id"], payload, shots)
 
     # refund the legs not yet ridden: the fee is shown before confirming
     page.reload()
@@ -136,6 +132,40 @@ def test_passenger_plans_buys_opens_ticket_gate_admits_once_and_refunds(mobile_p
         page.get_by_role("status").wait_for()
         assert "退票已受理" in page.get_by_role("status").inner_text()
         assert page.locator("article.ticket").first.locator(".legs .badge.st-refunded").count() == len(legs) - 1
+
+
+def _gate_admits_once(chromium, demo, gate, stop_id: str, payload: str, shots) -> None:  # noqa: ANN001
+    context = chromium.new_context(base_url=demo.base, locale="zh-CN", timezone_id="Asia/Shanghai")
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        page.goto("/app/gate")
+        page.get_by_label("闸机编号").fill(gate["gate_id"])
+        page.get_by_label("设备令牌").fill(gate["token"])
+        page.locator("#stop-input").fill(stop_id)
+        page.locator("#stop-list").get_by_role("option").first.click()
+        page.get_by_label("二维码内容").fill(payload)
+        page.get_by_role("button", name="扫码验票").click()
+        expect(page.locator("#gate-result")).to_contain_text("通过")
+        assert page.locator("#gate-result").inner_text().count("准入行程段") == 1
+        page.screenshot(path=str(shots / "gate-accepted.png"), full_page=True)
+        page.get_by_label("二维码内容").fill(payload)
+        page.get_by_role("button", name="扫码验票").click()
+        expect(page.locator("#gate-result")).to_contain_text("拒绝")
+        expect(page.locator("#gate-result")).to_contain_text("原因: 该行程段已使用过")
+        page.screenshot(path=str(shots / "gate-rejected.png"), full_page=True)
+
+        # offline: the scan is recorded, then uploaded; the server sees it was used already
+        page.get_by_label("离线模式").check()
+        page.get_by_label("二维码内容").fill(payload)
+        page.get_by_role("button", name="扫码验票").click()
+        expect(page.get_by_text("已离线记录 1 条")).to_be_visible()
+        page.get_by_label("离线模式").uncheck()
+        page.get_by_role("button", name="上传离线记录").click()
+        expect(page.locator("#taps-result")).to_contain_text("已上传")
+        expect(page.get_by_text("已离线记录 0 条")).to_be_visible()
+    finally:
+        context.close()
 
 
 @pytest.fixture(autouse=True)

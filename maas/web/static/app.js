@@ -70,6 +70,25 @@
   }
   // Wall-clock time of an ISO string in its own offset (the city's local time).
   function hhmm(iso) { return iso ? String(iso).slice(11, 16) : "—"; }
+  // An instant in the device's time zone (ticket validity, offer expiry: stored in UTC).
+  function localTime(iso, withDate) {
+    if (!iso) return "—";
+    const opts = {hour: "2-digit", minute: "2-digit", hour12: false};
+    if (withDate) Object.assign(opts, {month: "2-digit", day: "2-digit"});
+    return new Intl.DateTimeFormat(data.lang, opts).format(new Date(iso));
+  }
+  // Stop names by id, through the stop search (cached per page).
+  const stopNames = {};
+  async function stopName(id) {
+    if (!(id in stopNames)) {
+      stopNames[id] = id;
+      try {
+        const hit = (await api("GET", "/v1/stops?" + new URLSearchParams({q: id, limit: "1"}))).stops[0];
+        if (hit && hit.stop_id === id) stopNames[id] = hit.name;
+      } catch (e) { /* the id stays */ }
+    }
+    return stopNames[id];
+  }
   function duration(s) {
     const m = Math.round(s / 60);
     return m >= 60 ? t("fmt.hours_minutes", {h: Math.floor(m / 60), m: m % 60}) : t("fmt.minutes", {m});
@@ -108,5 +127,5 @@
     location.href = "/app/login";
   }
 
-  window.MaaS = {data, t, session, api, ApiError, money, hhmm, duration, uuid, cnResidentIdValid, requireRole, logout};
+  window.MaaS = {data, t, session, api, ApiError, money, hhmm, localTime, stopName, duration, uuid, cnResidentIdValid, requireRole, logout};
 })();

@@ -10,11 +10,16 @@ document.addEventListener("alpine:init", () => {
     async load() {
       try {
         const r = await MaaS.api("GET", "/v1/tickets");
-        this.tickets = Array.isArray(r) ? r : (r.tickets || []);
+        const tickets = Array.isArray(r) ? r : (r.tickets || []);
+        for (const tk of tickets) for (const leg of tk.legs) {
+          leg.from_name = await MaaS.stopName(leg.from_stop_id);
+          leg.to_name = await MaaS.stopName(leg.to_stop_id);
+        }
+        this.tickets = tickets;
       } catch (e) { this.error = e.text; }
       this.loaded = true;
     },
-    legLabel(leg) { return `${leg.from_stop_id} → ${leg.to_stop_id} · ${leg.service_date}`; },
+    legLabel(leg) { return `${leg.from_name || leg.from_stop_id} → ${leg.to_name || leg.to_stop_id} · ${leg.service_date}`; },
     async showQr(tk) {
       this.qrFor = tk.ticket_id;
       clearInterval(this.timer);

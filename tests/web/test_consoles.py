@@ -1,0 +1,62 @@
+"""The operator console (and later the regulator console) in a real headless Chromium."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+RECORDS = ("leg_id,validated_at,gate_id,amount\n"
+           "leg_nope,2026-01-05T08:00:00+08:00,g1,200\n"
+           ",2026-01-05T08:00:00+08:00,g1,200\n"
+           "leg_b,yesterday,g1,200\n"
+           "leg_c,2026-01-05T08:00:00+08:00,g1\n")
+
+
+@pytest.fixture
+def desktop_page(chromium, demo):  # noqa: ANN001, ANN201
+    context = chromium.new_context(base_url=demo.base, locale="zh-CN", timezone_id="Asia/Shanghai",
+                                   viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"{exc}\n{exc.stack}"))
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()
+    assert not errors, f"errors in the page: {errors}"
+
+
+def _login(page, demo, account: dict) -> None:  # noqa: ANN001
+    page.goto("/app/login")
+    page.get_by_label("手机号").fill(account["phone"])
+    page.get_by_label("密码").fill(demo.password)
+    page.get_by_role("button", name="登录").click()
+
+
+def test_operator_uploads_a_reconciliation_file_and_sees_its_errors_by_line(desktop_page, demo, shots) -> None:  # noqa: ANN001
+    page = desktop_page
+    account = demo.account("operator", "yunxi-bus")
+    _login(page, demo, account)
+    page.wait_for_url("**/app/operator")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("yunxi-bus")
+    # its gate devices (the demo's roaming gate)
+    expect(page.get_by_text(demo.gate("yunxi-bus")["gate_id"])).to_be_visible()
+
+    page.get_by_label("验票记录文件（CSV）").set_input_files(
+        {"name": "records.csv", "mimeType": "text/csv", "buffer": RECORDS.encode()})
+    page.get_by_role("button", name="上传并对账").click()
+    table = page.locator("#rec-errors")
+    table.wait_for()
+    page.screenshot(path=str(shots / "operator-reconciliation.png"), full_page=True)
+    shown = [(int(r.locator("td").nth(0).inner_text()), r.locator("td").nth(1).inner_text())
+             for r in table.locator("tbody tr").all()]
+
+    # exactly what the API reports for the same file
+    token = httpx.post(f"{demo.base}/v1/auth/token", json={"phone": account["phone"], "password": demo.password}).json()
+    api = httpx.post(f"{demo.base}/v1/reconciliations", content=RECORDS.encode(), timeout=30,
+                     headers={"Authorization": f"Bearer {token['access_token']}", "Content-Type": "text/csv"}).json()
+    assert shown == [(m["line"], m["error"]) for m in api["malformed"]]
+    assert [line for line, _ in shown] == [3, 4, 5]
+    expect(page.locator("#rec-report")).to_contain_text(f"共 {api['rows']} 行")
