@@ -26,6 +26,7 @@ PAGES: dict[str, tuple[str, str, str]] = {
     "passenger/tickets": ("passenger_wallet.html", "wallet.title", "passenger"),
     "gate": ("gate.html", "gate.title", "gate"),
     "operator": ("operator.html", "op.title", "operator"),
+    "regulator": ("regulator.html", "reg.title", "regulator"),
 }
 
 

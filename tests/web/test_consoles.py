@@ -60,3 +60,27 @@ def test_operator_uploads_a_reconciliation_file_and_sees_its_errors_by_line(desk
     assert shown == [(m["line"], m["error"]) for m in api["malformed"]]
     assert [line for line, _ in shown] == [3, 4, 5]
     expect(page.locator("#rec-report")).to_contain_text(f"共 {api['rows']} 行")
+
+
+def test_regulator_coverage_page_shows_the_api_numbers_and_verifies_the_audit_log(desktop_page, demo, shots) -> None:  # noqa: ANN001
+    page = desktop_page
+    account = demo.account("regulator")
+    _login(page, demo, account)
+    page.wait_for_url("**/app/regulator")
+    token = httpx.post(f"{demo.base}/v1/auth/token", json={"phone": account["phone"], "password": demo.password}).json()
+    api = httpx.get(f"{demo.base}/v1/audit/coverage", timeout=60,
+                    headers={"Authorization": f"Bearer {token['access_token']}"}).json()
+    assert api["targets"], "the demo city has national targets to show"
+    page.locator("#targets tbody tr").first.wait_for()
+    for target in api["targets"]:
+        row = page.locator(f"#targets tr[data-target='{target['target_id']}']")
+        shown = row.locator("td.actual").inner_text()
+        expected = "—" if target["actual"] is None else f"{round(target['actual'] * 1000) / 10:.1f}%"
+        assert shown == expected, (target, shown)
+        assert row.locator("td.threshold").inner_text() == f"{round(target['threshold'] * 1000) / 10:.1f}%"
+    assert page.locator("#by-grade tbody tr").count() == len(api["by_grade"])
+    expect(page.locator("#maturity-level")).to_contain_text("等级")
+    page.locator("#metrics tbody tr").first.wait_for()
+    page.screenshot(path=str(shots / "regulator-console.png"), full_page=True)
+    page.get_by_role("button", name="校验审计日志").click()
+    expect(page.locator("#verify-result")).to_contain_text("审计日志完整")

@@ -18,6 +18,7 @@ def test_pages_are_served_in_chinese_by_default_and_in_english_on_request(client
     assert '<html lang="en">' in client.get("/app/passenger").text  # kept in the cookie
     assert client.get("/app", follow_redirects=False).headers["location"] == "/app/"
     for path in ("/app/", "/app/passenger", "/app/passenger/buy", "/app/passenger/tickets", "/app/gate",
+                 "/app/operator", "/app/regulator",
                  "/app/static/app.js", "/app/static/vendor/alpinejs-3.17.5/alpine.min.js",
                  "/app/static/vendor/leaflet-1.9.4/leaflet.js"):
         assert client.get(path).status_code == 200, path
