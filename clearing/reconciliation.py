@@ -61,6 +61,10 @@ class _Row:
     amount: int | None
 
 
+_YEARS = (1970, 2199)  # validated_at: the shell's planning-time bounds (maas.validation)
+_MAX_AMOUNT = 10**13  # minor units, the shell's Money bound
+
+
 def _parse(text: str) -> tuple[list[_Row], list[dict[str, Any]], int]:
     reader = csv.reader(io.StringIO(text))
     try:
@@ -109,6 +113,9 @@ def _parse(text: str) -> tuple[list[_Row], list[dict[str, Any]], int]:
         if at.tzinfo is None:
             malformed.append({"line": line, "error": "validated_at has no UTC offset"})
             continue
+        if not _YEARS[0] <= at.year <= _YEARS[1]:  # beyond them date arithmetic overflows
+            malformed.append({"line": line, "error": f"validated_at is outside the years {_YEARS[0]}-{_YEARS[1]}"})
+            continue
         amount = None
         if rec.get("amount"):
             try:
@@ -118,6 +125,9 @@ def _parse(text: str) -> tuple[list[_Row], list[dict[str, Any]], int]:
                 continue
             if amount < 0:
                 malformed.append({"line": line, "error": "amount is negative"})
+                continue
+            if amount > _MAX_AMOUNT:
+                malformed.append({"line": line, "error": f"amount is larger than {_MAX_AMOUNT}"})
                 continue
         rows.append(_Row(line, leg_id, ticket_id, rec.get("gate_id") or None, at, amount))
     return rows, malformed, count

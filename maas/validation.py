@@ -10,8 +10,8 @@ One place for the rules that every field shares, so a new field cannot forget th
   (uploaded CSV).
 - **Integers** in a JSON body must fit 64 bits (`Int64`); columns narrower than that, and money, have
   their own bounds (`Int32`, `Money`) on the fields that feed them. JSON numbers must be finite.
-- **Planning times** (`PlanTime`) lie in years 1970-2199: beyond them datetime arithmetic overflows and no
-  timetable runs anyway.
+- **Planning times** (`PlanTime`) and business dates (`BusinessDate`) lie in years 1970-2199: beyond them
+  date arithmetic overflows and no timetable runs anyway.
 
 Every refusal is a 422 ``validation_error`` whose details name the field (``body.name``,
 ``query.action``, ``path.operator_id``) and the rule (``control_characters``, ``int64_overflow``, ...).
@@ -52,7 +52,7 @@ def check_text(value: str) -> str:
     return value
 
 
-def _plan_time(value: dt.datetime) -> dt.datetime:
+def _plan_time(value: dt.datetime | dt.date) -> dt.datetime | dt.date:
     low, high = PLAN_YEARS
     if not low <= value.year <= high:
         raise PydanticCustomError("time_out_of_range", "must lie in the years {low}-{high}",
@@ -67,6 +67,8 @@ Money = Annotated[int, Field(ge=-MONEY_LIMIT, le=MONEY_LIMIT, description="minor
 #: A price or fee: never negative (its own bound, as a field-level ``ge`` would not narrow this one).
 Amount = Annotated[int, Field(ge=0, le=MONEY_LIMIT, description="minor units (fen)")]
 PlanTime = Annotated[dt.datetime, AfterValidator(_plan_time)]
+#: A business date (reconciliation windows): the same years as planning times.
+BusinessDate = Annotated[dt.date, AfterValidator(_plan_time)]
 
 
 def _error(kind: str, loc: tuple[Any, ...], message: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from maas import audit
 from maas.api.deps import SessionDep, require_roles
 from maas.errors import BadRequest, Forbidden, MaasError, error_responses
 from maas.security import Principal
-from maas.validation import CONTROL_MESSAGE, has_control_characters
+from maas.validation import CONTROL_MESSAGE, BusinessDate, has_control_characters
 
 router = APIRouter(tags=["clearing"])
 OperatorStaff = Annotated[Principal, Depends(require_roles("operator"))]
@@ -57,8 +57,8 @@ _BODY = {"requestBody": {"required": True, "content": {
 @router.post("/v1/reconciliations", response_model=ReconciliationPublic, openapi_extra=_BODY,
              responses=error_responses(Forbidden, InvalidCsv, BadRequest, UnsupportedMediaType))
 def reconcile(session: SessionDep, staff: OperatorStaff, text: Annotated[str, Depends(csv_upload)],
-              window_start: Annotated[dt.date | None, Query()] = None,
-              window_end: Annotated[dt.date | None, Query(description="exclusive")] = None,
+              window_start: Annotated[BusinessDate | None, Query()] = None,
+              window_end: Annotated[BusinessDate | None, Query(description="exclusive")] = None,
               time_tolerance_s: Annotated[int, Query(ge=0, le=86_400)] = 300) -> ReconciliationPublic:
     """Columns ``leg_id`` and/or ``ticket_id``, ``validated_at`` (ISO 8601 with offset), optional ``gate_id``,
     ``amount`` (minor units). Malformed rows are reported by line number (the header is line 1)."""

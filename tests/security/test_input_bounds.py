@@ -181,3 +181,52 @@ def test_every_route_refuses_control_characters_before_anything_else(app, client
                     "fields"][0]["message"]}]
             checked += 1
     assert checked >= 50
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01"])
+def test_extreme_dates_anywhere_are_not_server_errors(client, admin, login, day: str) -> None:  # noqa: ANN001
+    """Every date and time parameter at the ends of the calendar: a 4xx or an answer, never a 500."""
+    _, regulator = login("regulator")
+    _, staff = login("operator", "op-x")
+    _, passenger = login("passenger")
+    stamp = f"{day}T00:00:00+00:00"
+    calls = [
+        ("GET", "/v1/audit/log", regulator, {"since": stamp}, None),
+        ("GET", "/v1/audit/log", regulator, {"until": stamp}, None),
+        ("GET", "/v1/audit/coverage", regulator, {"date": day}, None),
+        ("GET", "/v1/audit/metrics", regulator, {"start": day, "end": day}, None),
+        ("GET", "/v1/audit/metrics", regulator, {"month": day[:7]}, None),
+        ("GET", "/v1/audit/maturity", regulator, {"start": day, "end": day}, None),
+        ("GET", "/v1/audit/exports/orders", regulator, {"start": day, "end": day}, None),
+        ("GET", "/v1/audit/exports/journeys", regulator, {"start": day, "end": day}, None),
+        ("POST", "/v1/settlements/runs", admin, None, {"period_start": day, "period_end": day}),
+        ("POST", "/v1/clearing/commission-terms", admin, None,
+         {"term_id": "t", "operator_id": "op-x", "valid_from": day, "valid_until": day}),
+        ("POST", "/v1/clearing/agreements", admin, None,
+         {"agreement_id": "a", "method": "distance", "valid_from": day, "valid_until": day}),
+        ("POST", "/v1/reconciliations", staff, {"window_start": day, "window_end": day}, None),
+        ("POST", "/v1/orders", passenger, None, {"offer_id": "off_x", "travelers": [
+            {"name": "张三", "id_type": "passport", "id_number": "E1234567", "birth_date": day}]}),
+    ]
+    for method, path, headers, params, body in calls:
+        kwargs: dict = {"params": params, "headers": headers}
+        if path == "/v1/reconciliations":
+            kwargs.update(content=f"leg_id,validated_at,amount\nL1,{stamp},100\n".encode(),
+                          headers={**headers, "Content-Type": "text/csv"})
+        elif body is not None:
+            kwargs["json"] = body
+        r = client.request(method, path, **kwargs)
+        assert r.status_code < 500, f"{method} {path} {params or body}: {r.status_code} {r.text[:300]}"
+        if r.status_code >= 400:
+            assert r.json()["error"]["code"], r.text
+
+
+@pytest.mark.parametrize("row", ["L1,9999-12-31T23:00:00-05:00,100", "L1,0001-01-01T00:00:00+08:00,100",
+                                 f"L1,2026-10-07T08:00:00+08:00,{2**70}"])
+def test_reconciliation_rows_at_the_ends_of_the_calendar(client, login, row: str) -> None:  # noqa: ANN001
+    _, staff = login("operator", "op-y")
+    r = client.post("/v1/reconciliations", content=f"leg_id,validated_at,amount\n{row}\n".encode(),
+                    headers={**staff, "Content-Type": "text/csv"})
+    assert r.status_code < 500, r.text
+    if r.status_code == 200:
+        assert r.json()["malformed"], r.text  # the row is reported by line number, not matched
