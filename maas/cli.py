@@ -134,7 +134,8 @@ def keys_generate() -> None:
     """Print a complete, strong set of keys as environment lines (for an .env file; keep it secret)."""
     from maas.keys import generate
 
-    typer.echo("# maas keys generate: JWT (Ed25519), personal data (AES-256), blind index (HMAC), QR issuer (Ed25519)")
+    typer.echo("# maas keys generate: JWT (Ed25519), personal data (AES-256), blind index (HMAC), "
+               "QR issuer (Ed25519 and SM2)")
     for name, value in generate().items():
         typer.echo(f"{name}={value}")
 

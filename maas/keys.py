@@ -7,7 +7,8 @@ Every key is 32 random bytes in base64, in a keyring where it may rotate:
   or a leaked verifier holds cannot mint a token.
 - ``MAAS_PII_KEYS``: ``<kid>:<base64 AES-256 key>,...`` encrypts personal data; the last encrypts.
 - ``MAAS_BLIND_INDEX_KEY``: ``<base64 32 bytes>``, the HMAC key of look-ups by ID number.
-- ``MAAS_ISSUER_KEYS``: ``<kid>:<base64 Ed25519 seed>,...`` signs QR credentials; the last signs.
+- ``MAAS_ISSUER_KEYS``: ``<kid>:[<alg>:]<base64 32-byte key>,...`` signs QR credentials, ``alg`` ``ed25519``
+  (the default) or ``sm2``; the last key of each algorithm signs, all verify.
 - ``MAAS_AUDIT_KEY``: ``<base64 32 bytes>`` keys the audit hash chain (HMAC) and signs its checkpoints; the
   database never holds it.
 
@@ -58,13 +59,21 @@ def check_random(raw: bytes) -> None:
         raise KeyProblem("has too little entropy (a pattern, not random bytes)")
 
 
-def parse_keyring(text: str) -> list[tuple[str, bytes]]:
-    """``kid:<base64>,...`` -> [(kid, raw bytes)]; raises KeyProblem."""
+def parse_keyring(text: str, *, algs: tuple[str, ...] = ()) -> list[tuple[str, bytes]]:
+    """``kid:<base64>,...`` -> [(kid, raw bytes)]; raises KeyProblem.
+
+    With ``algs`` (the issuer keys), an entry may name its algorithm: ``kid:<alg>:<base64>``.
+    """
     if text.strip().lower() in PLACEHOLDERS:
         raise KeyProblem("is a placeholder")
     ring: list[tuple[str, bytes]] = []
     for item in text.split(","):
         kid, sep, material = item.strip().partition(":")
+        alg, sep2, rest = material.partition(":")
+        if algs and sep2:
+            if alg.strip().lower() not in algs:
+                raise KeyProblem(f"key {kid!r} has the unknown algorithm {alg!r} ({' or '.join(algs)})")
+            material = rest
         if not sep or not _KID.match(kid):
             raise KeyProblem("entries must look like '<kid>:<base64 32 bytes>'")
         if any(k == kid for k, _ in ring):
@@ -80,6 +89,18 @@ def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
+#: The order n of the SM2 curve (GB/T 32918.5): an SM2 private key is 1 <= d <= n - 2.
+_SM2_N = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123
+ISSUER_ALGS = ("ed25519", "sm2")
+
+
+def _sm2_private_key() -> bytes:
+    while True:
+        raw = secrets.token_bytes(KEY_BYTES)
+        if 1 <= int.from_bytes(raw, "big") <= _SM2_N - 2:
+            return raw
+
+
 def generate() -> dict[str, str]:
     """A complete, strong set of keys as environment variables (fresh random material each call)."""
     tag = secrets.token_hex(3)
@@ -87,7 +108,8 @@ def generate() -> dict[str, str]:
         "MAAS_JWT_SECRET": f"j{tag}:{_b64(secrets.token_bytes(KEY_BYTES))}",
         "MAAS_PII_KEYS": f"k{tag}:{_b64(secrets.token_bytes(KEY_BYTES))}",
         "MAAS_BLIND_INDEX_KEY": _b64(secrets.token_bytes(KEY_BYTES)),
-        "MAAS_ISSUER_KEYS": f"q{tag}:{_b64(secrets.token_bytes(KEY_BYTES))}",
+        # Ed25519 and SM2 (operators choose; docs/qr-format.md): the last key of each algorithm signs.
+        "MAAS_ISSUER_KEYS": f"q{tag}:{_b64(secrets.token_bytes(KEY_BYTES))},s{tag}:sm2:{_b64(_sm2_private_key())}",
         "MAAS_AUDIT_KEY": _b64(secrets.token_bytes(KEY_BYTES)),
     }
 
@@ -118,7 +140,7 @@ def production_problems(values: Mapping[str, str | None]) -> list[str]:
             if name in ("MAAS_BLIND_INDEX_KEY", "MAAS_AUDIT_KEY"):
                 ring = [("", decode_key(value))]
             else:
-                ring = parse_keyring(value)
+                ring = parse_keyring(value, algs=ISSUER_ALGS if name == "MAAS_ISSUER_KEYS" else ())
             for _, raw in ring:
                 check_random(raw)
         except KeyProblem as exc:
