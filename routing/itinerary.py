@@ -245,6 +245,8 @@ def _itinerary(tt: Timetable, res: SearchResult, j: Journey) -> dict:
     tz_arr = legs[-1].get("_tz") or next((lg["_tz"] for lg in reversed(legs) if "_tz" in lg), tz_dep)
     rides = sum(1 for lg in legs if lg["mode"] != "WALK")
     walk_m = sum(lg["distance_m"] for lg in legs if lg["mode"] == "WALK")
+    walk_s = sum(lg["_arr"] - lg["_dep"] for lg in legs if lg["mode"] == "WALK")
+    ride_s = sum(lg["_arr"] - lg["_dep"] for lg in legs if lg["mode"] != "WALK")
     key = json.dumps([[lg["mode"], lg["trip_id"], lg["from"]["stop_id"], lg["to"]["stop_id"],
                        lg["departure"], lg["arrival"]] for lg in legs])
     for lg in legs:
@@ -259,12 +261,69 @@ def _itinerary(tt: Timetable, res: SearchResult, j: Journey) -> dict:
         "walk_m": int(walk_m),
         "fare": None,
         "legs": legs,
-        "_dep": dep, "_arr": arr,
+        "_dep": dep, "_arr": arr, "_walk_s": int(walk_s), "_ride_s": int(ride_s),
+        "_wait_s": int(max(0, (arr - dep) - walk_s - ride_s)),
     }
 
 
-def build_itineraries(tt: Timetable, res: SearchResult, req: PlanRequest, realtime=None) -> list[dict]:
-    """Deduplicated, labelled itineraries, at most ``req.max_itineraries``.
+def generalized_cost(it: dict, req: PlanRequest) -> float:
+    """Seconds riding and waiting, walking times ``walk_reluctance``, ``board_cost_s`` per boarding
+    (OTP2's defaults: walk reluctance 2, board cost 600 s, wait reluctance 1)."""
+    rides = sum(1 for lg in it["legs"] if lg["mode"] != "WALK")
+    return float(it["_ride_s"] + it["_wait_s"] + req.walk_reluctance * it["_walk_s"] + req.board_cost_s * rides)
+
+
+def filter_itineraries(its: list[dict], req: PlanRequest, keep: dict) -> tuple[list[dict], dict[str, int]]:
+    """The itinerary filter chain (docs/planning.md), applied in order; ``keep`` is never removed.
+
+    1. ``duration``: duration > ``max_duration_slack_s + max_duration_factor * best duration``;
+    2. ``generalized_cost``: cost > ``cost_limit_slack_s + cost_limit_factor * cost(b)
+       + cost_interval_relax * |departure(a) - departure(b)|`` for some other b (arrive-by: arrivals);
+    3. ``dominated``: some kept b leaves no earlier (depart-at), arrives no later, has no more transfers,
+       walks at most ``dominance_walk_slack_m`` more and is better in one of these (b taken cheapest first).
+
+    Returns the kept itineraries and how many each rule removed.
+    """
+    removed = {"duration": 0, "generalized_cost": 0, "dominated": 0}
+    if req.itinerary_filter == "none" or len(its) < 2:
+        return its, removed
+    by = req.arrive_by is not None
+    best_d = min(x["_arr"] - x["_dep"] for x in its)
+    limit = req.max_duration_slack_s + req.max_duration_factor * best_d
+    out = [x for x in its if x is keep or x["_arr"] - x["_dep"] <= limit]
+    removed["duration"] = len(its) - len(out)
+    cost = {id(x): generalized_cost(x, req) for x in out}
+
+    def over(a: dict, b: dict) -> bool:
+        gap = abs(a["_arr"] - b["_arr"]) if by else abs(a["_dep"] - b["_dep"])
+        return cost[id(a)] > req.cost_limit_slack_s + req.cost_limit_factor * cost[id(b)] + \
+            req.cost_interval_relax * gap
+
+    nxt = [a for a in out if a is keep or not any(over(a, b) for b in out if b is not a)]
+    removed["generalized_cost"] = len(out) - len(nxt)
+    kept: list[dict] = [keep] if keep in nxt else []
+    for a in sorted(nxt, key=lambda x: (cost[id(x)], x["_arr"], -x["_dep"])):
+        if a is keep:
+            continue
+
+        def dominates(b: dict) -> bool:
+            if not ((by or b["_dep"] >= a["_dep"]) and b["_arr"] <= a["_arr"] and b["transfers"] <= a["transfers"]
+                    and b["walk_m"] <= a["walk_m"] + req.dominance_walk_slack_m):
+                return False
+            return (b["_arr"] < a["_arr"] or (not by and b["_dep"] > a["_dep"]) or b["transfers"] < a["transfers"]
+                    or b["walk_m"] < a["walk_m"])
+
+        if any(dominates(b) for b in kept):
+            removed["dominated"] += 1
+        else:
+            kept.append(a)
+    return kept, removed
+
+
+def build_itineraries(tt: Timetable, res: SearchResult, req: PlanRequest, realtime=None,
+                      stats: dict | None = None) -> list[dict]:
+    """Deduplicated, filtered (:func:`filter_itineraries`; ``stats`` gets the counts), labelled
+    itineraries, at most ``req.max_itineraries``.
 
     Order: by departure (then arrival). Labels: ``fastest`` (earliest arrival;
     for arrive-by searches the latest departure), ``fewest_transfers``,
@@ -291,6 +350,9 @@ def build_itineraries(tt: Timetable, res: SearchResult, req: PlanRequest, realti
         fastest = max(its, key=lambda x: (x["_dep"], -x["transfers"], -x["_arr"]))
     else:
         fastest = min(its, key=lambda x: (x["_arr"], x["transfers"], -x["_dep"]))
+    its, removed = filter_itineraries(its, req, fastest)
+    if stats is not None:
+        stats.update(removed)
     fewest = min(its, key=lambda x: (x["transfers"], x["_arr"] - x["_dep"], x["_arr"]))
     least_walk = min(its, key=lambda x: (x["walk_m"], x["_arr"]))
     chosen: list[dict] = []
@@ -307,8 +369,8 @@ def build_itineraries(tt: Timetable, res: SearchResult, req: PlanRequest, realti
     chosen = chosen[: req.max_itineraries]
     chosen.sort(key=lambda x: (x["_dep"], x["_arr"]))
     for it in chosen:
-        it.pop("_dep")
-        it.pop("_arr")
+        for k in ("_dep", "_arr", "_walk_s", "_ride_s", "_wait_s"):
+            it.pop(k)
         for leg in it["legs"]:
             if "_shape" in leg:
                 _finish_ride_leg(tt, leg)

@@ -107,6 +107,23 @@ class PlanRequest:
     max_fare: int | None = None
     #: rider category the caller compiled the fare tables for (informational inside routing)
     rider_category: str = "adult"
+    #: itinerary filter chain (``routing.itinerary.filter_itineraries``, docs/planning.md): ``"default"``
+    #: or ``"none"`` (every non-dominated itinerary the search found). The fastest is never filtered.
+    itinerary_filter: str = "default"
+    #: rule 1: duration (first departure to arrival) at most ``slack + factor * best duration``
+    max_duration_factor: float = 2.0
+    max_duration_slack_s: int = 1800
+    #: rule 2: generalized cost at most ``slack + factor * cost of b + relax * |departure difference|``
+    #: for every other itinerary b (OTP2's transit-generalized-cost-limit)
+    cost_limit_factor: float = 1.5
+    cost_limit_slack_s: int = 900
+    cost_interval_relax: float = 0.4
+    #: generalized cost = ride s + wait s + walk_reluctance * walk s + board_cost_s per boarding
+    walk_reluctance: float = 2.0
+    board_cost_s: int = 600
+    #: rule 3: dominated with a walking tolerance: another leaves no earlier, arrives no later, has no more
+    #: transfers and walks at most this many metres more
+    dominance_walk_slack_m: float = 100.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -704,6 +721,13 @@ def _validate(req: PlanRequest) -> None:
                            details={"allowed": ["time", "fare"]})
     if req.max_fare is not None and req.max_fare < 0:
         raise InvalidQuery("max_fare must be >= 0 (minor units)", details={"max_fare": req.max_fare})
+    if req.itinerary_filter not in ("default", "none"):
+        raise InvalidQuery(f"filter must be 'default' or 'none', not {req.itinerary_filter!r}",
+                           details={"allowed": ["default", "none"]})
+    if (req.max_duration_factor < 1 or req.cost_limit_factor < 1 or req.max_duration_slack_s < 0
+            or req.cost_limit_slack_s < 0 or req.cost_interval_relax < 0 or req.walk_reluctance < 0
+            or req.board_cost_s < 0 or req.dominance_walk_slack_m < 0):
+        raise InvalidQuery("filter factors must be >= 1, slacks, relax, reluctance and costs >= 0")
     if _fare_mode(req) and (req.arrive_by is not None or req.window_s):
         raise InvalidQuery("optimize=fare and max_fare need depart_at without a departure window")
 
@@ -1006,13 +1030,37 @@ def plan(tt: Timetable, request: PlanRequest, realtime=None, fares: FareTables |
     ``no_itinerary``). Raises :class:`~routing.errors.InvalidQuery` /
     :class:`~routing.errors.UnknownStop` for bad input.
     """
+    return plan_answer(tt, request, realtime, fares, explain=False).itineraries
+
+
+@dataclass
+class PlanAnswer:
+    """Itineraries, why there are none (``reason``: ``code``, ``message`` and details; see
+    :func:`routing.explain.why_empty`) and how many each filter rule removed (``filtered``)."""
+
+    itineraries: list[dict]
+    reason: dict | None = None
+    filtered: dict[str, int] = field(default_factory=dict)
+
+
+def plan_answer(tt: Timetable, request: PlanRequest, realtime=None, fares: FareTables | None = None,
+                explain: bool = True) -> PlanAnswer:
+    """:func:`plan` with the filter counts and, for an empty answer (``explain``), its reason."""
     tt, realtime = view_for(tt, realtime), None
     from routing.itinerary import build_itineraries
 
     res = search(tt, request, realtime, fares=fares)
+    stats: dict[str, int] = {}
     if _fare_mode(request):
-        return fare_itineraries(tt, res, request, fares)
-    return build_itineraries(tt, res, request, realtime)
+        its = fare_itineraries(tt, res, request, fares)
+    else:
+        its = build_itineraries(tt, res, request, realtime, stats=stats)
+    answer = PlanAnswer(its, None, stats)
+    if not its and explain:
+        from routing.explain import why_empty
+
+        answer.reason = why_empty(tt, request, res, fares)
+    return answer
 
 
 # --------------------------------------------------------------------------------------------
@@ -1158,8 +1206,8 @@ def fare_itineraries(tt: Timetable, res: SearchResult, req: PlanRequest, tables:
     for it in chosen:
         f = it.pop("_fare")
         it["fare"] = None if f >= UNPRICED else {"amount": int(f), "currency": tables.currency}
-        it.pop("_dep")
-        it.pop("_arr")
+        for k in ("_dep", "_arr", "_walk_s", "_ride_s", "_wait_s"):
+            it.pop(k)
         for leg in it["legs"]:
             if "_shape" in leg:
                 _finish_ride_leg(tt, leg)
