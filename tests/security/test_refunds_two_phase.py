@@ -154,3 +154,44 @@ def test_concurrent_identical_refunds_pay_once(client, login, engine, demo, stri
     pi = order["payment"]["provider_ref"]
     assert len([x for x in fake.refunds.values() if x["payment_intent"] == pi]) == 1
     assert provider_refunded(fake, pi) == end["succeeded"] == end["ledger"] == results[0].json()["amount"]["amount"]
+
+
+def test_a_late_payment_refund_survives_a_failed_commit(client, login, engine, demo, stripe_server,
+                                                        monkeypatch):  # noqa: ANN001
+    """A payment arriving for a cancelled order is refunded whole inside the webhook; if that transaction
+    fails after Stripe refunded, Stripe delivers the event again: the same refund id (idempotency key)
+    means one Stripe refund and one recorded refund."""
+    from tests.ticketing_support import buy
+
+    fake, _base = stripe_server
+    _uid, h = login("passenger")
+    _offer, order = buy(client, h, journey(client, demo), [traveler("张三")])
+    assert client.post(f"/v1/orders/{order['order_id']}/cancel", headers=h).json()["status"] == "cancelled"
+    pi = order["payment"]["provider_ref"]
+    from maas import audit
+
+    real, fired = audit.record, {"n": 0}
+
+    def failing(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        if not fired["n"]:
+            fired["n"] += 1
+            raise Crash("commit lost")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(audit, "record", failing)
+    payload_obj = fake.succeed(pi)
+    event = fake.event("payment_intent.succeeded", payload_obj, "evt_late_1")
+    from tests.security.refund_support import WEBHOOK_SECRET
+    from tests.stripe_server import sign_payload
+
+    def deliver():  # noqa: ANN202
+        return client.post("/v1/payments/stripe/webhook", content=event.encode(), headers={
+            "Stripe-Signature": sign_payload(event, WEBHOOK_SECRET), "Content-Type": "application/json"})
+
+    assert deliver().status_code == 500 and fired["n"] == 1
+    assert provider_refunded(fake, pi) == order["total"]["amount"] and recorded(engine, order["order_id"])["rows"] == 0
+    r = deliver()  # Stripe retries the webhook
+    assert r.status_code == 200 and r.json()["outcome"] == "refunded_late_payment", r.text
+    assert len([x for x in fake.refunds.values() if x["payment_intent"] == pi]) == 1
+    end = recorded(engine, order["order_id"])
+    assert provider_refunded(fake, pi) == end["succeeded"] == order["total"]["amount"] and end["rows"] == 1
