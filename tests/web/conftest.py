@@ -142,3 +142,19 @@ def mobile_page(chromium: Any, demo: DemoServer) -> Iterator[Any]:
     finally:
         context.close()
     assert not errors, f"errors in the page: {errors}"
+
+
+AXE = Path(__file__).parent / "vendor" / "axe-core-4.14.1" / "axe.min.js"
+
+
+def assert_accessible(page: Any, what: str) -> None:
+    """axe-core (WCAG 2 A and AA rules) on the page as it is now; fails on serious or critical violations."""
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        # the pages' policy allows eval (Alpine.js needs it), not injected <script> elements
+        page.evaluate("source => { (0, eval)(source); }", AXE.read_text(encoding="utf-8"))
+    result = page.evaluate("""async () => {
+        const r = await axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}});
+        return r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+                 .map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
+    }""")
+    assert not result, f"accessibility violations on {what}: {result}"

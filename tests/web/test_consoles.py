@@ -6,6 +6,8 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from tests.web.conftest import assert_accessible
+
 pytestmark = pytest.mark.browser
 
 RECORDS = ("leg_id,validated_at,gate_id,amount\n"
@@ -50,6 +52,7 @@ def test_operator_uploads_a_reconciliation_file_and_sees_its_errors_by_line(desk
     table = page.locator("#rec-errors")
     table.wait_for()
     page.screenshot(path=str(shots / "operator-reconciliation.png"), full_page=True)
+    assert_accessible(page, "the operator console")
     shown = [(int(r.locator("td").nth(0).inner_text()), r.locator("td").nth(1).inner_text())
              for r in table.locator("tbody tr").all()]
 
@@ -82,5 +85,6 @@ def test_regulator_coverage_page_shows_the_api_numbers_and_verifies_the_audit_lo
     expect(page.locator("#maturity-level")).to_contain_text("等级")
     page.locator("#metrics tbody tr").first.wait_for()
     page.screenshot(path=str(shots / "regulator-console.png"), full_page=True)
+    assert_accessible(page, "the regulator console")
     page.get_by_role("button", name="校验审计日志").click()
     expect(page.locator("#verify-result")).to_contain_text("审计日志完整")

@@ -13,6 +13,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
+from tests.web.conftest import assert_accessible
+
 pytestmark = pytest.mark.browser
 
 VALID_ID = "11010519491231002X"  # GB 11643 check digit X
@@ -46,6 +48,7 @@ def test_language_switch_and_wrong_password_shows_readable_error(mobile_page, de
     page.get_by_role("button", name="Sign in").click()
     assert page.get_by_role("alert").inner_text() == "Wrong phone number or password."
     page.screenshot(path=str(shots / "login-en.png"))
+    assert_accessible(page, "the sign-in page")
     page.goto("/app/login?lang=zh-CN")
     assert page.get_by_role("heading", level=1).inner_text() == "登录"
 
@@ -68,6 +71,7 @@ def test_passenger_plans_buys_opens_ticket_gate_admits_once_and_refunds(mobile_p
     assert "客运班车" in first.inner_text()  # the coach leg, in words
     page.wait_for_function("document.querySelectorAll('#map path.leaflet-interactive').length > 0")
     page.screenshot(path=str(shots / "passenger-plan.png"), full_page=True)
+    assert_accessible(page, "the planner with results")
 
     # the cheapest option asks the fare-aware search
     page.get_by_label("最便宜").check()
@@ -87,6 +91,7 @@ def test_passenger_plans_buys_opens_ticket_gate_admits_once_and_refunds(mobile_p
     total.wait_for()
     assert re.fullmatch(r"¥\d+\.\d\d", total.inner_text())
     page.screenshot(path=str(shots / "passenger-buy.png"), full_page=True)
+    assert_accessible(page, "the purchase page")
     page.get_by_role("button", name="支付（沙箱）").click()
     page.get_by_text("支付成功，车票已出。").wait_for()
     assert page.locator("#order-status").inner_text() == "已出票"
@@ -100,13 +105,14 @@ def test_passenger_plans_buys_opens_ticket_gate_admits_once_and_refunds(mobile_p
     ticket = page.locator("article.ticket").first
     ticket.wait_for()
     assert "王*" in ticket.inner_text()  # the traveller, masked
-    assert "人民广场 → " in ticket.inner_text()  # legs by stop name
+    assert "→ 青石县汽车站" in ticket.inner_text()  # legs by stop name
     assert VALID_ID not in page.content()  # the full ID number is never on screen
     ticket.get_by_role("button", name="出示乘车码").click()
     qr = ticket.get_by_test_id("ticket-qr")
     page.wait_for_function("(() => { const i = document.querySelector('[data-testid=ticket-qr]');"
                            " return i && i.complete && i.naturalWidth > 0; })()")
     page.screenshot(path=str(shots / "passenger-ticket.png"), full_page=True)
+    assert_accessible(page, "the ticket wallet")
     decoded = zxingcpp.read_barcodes(Image.open(io.BytesIO(qr.screenshot())))
     assert len(decoded) == 1, "the on-screen QR must decode"
     payload = decoded[0].text
@@ -154,6 +160,7 @@ def _gate_admits_once(chromium, demo, gate, stop_id: str, payload: str, shots) -
         expect(page.locator("#gate-result")).to_contain_text("拒绝")
         expect(page.locator("#gate-result")).to_contain_text("原因: 该行程段已使用过")
         page.screenshot(path=str(shots / "gate-rejected.png"), full_page=True)
+        assert_accessible(page, "the gate simulator")
 
         # offline: the scan is recorded, then uploaded; the server sees it was used already
         page.get_by_label("离线模式").check()
