@@ -40,6 +40,8 @@ class Operator(SQLModel, table=True):
     operator_id: str = Field(primary_key=True, max_length=64)
     name: str = Field(max_length=200)
     kind: str | None = Field(default=None, max_length=32)
+    #: The issuer algorithm of this operator's ticket QR codes: "ed25519" or "sm2" (docs/qr-format.md).
+    qr_alg: str = Field(default="ed25519", max_length=16)
     created_at: dt.datetime = _ts()
 
 

@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     pii_keys: SecretStr | None = None
     #: HMAC key for blind indexes (look-ups of ID numbers without storing them in clear).
     blind_index_key: SecretStr | None = None
-    #: QR issuer keys: comma-separated ``<kid>:[ed25519:|sm2:]<base64 32-byte private key>``; the last of each alg signs.
+    #: QR issuer keys: comma-separated ``<kid>:[ed25519:|sm2:]<base64 32-byte key>``; the last of each alg signs.
     issuer_keys: SecretStr | None = None
     #: Audit log key (base64 32 bytes), never stored in the database: keys the hash chain (HMAC) and signs
     #: the head checkpoints (Ed25519) published to ``<data_dir>/audit-checkpoints.jsonl`` and the log.

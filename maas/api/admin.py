@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
@@ -21,12 +22,15 @@ class OperatorIn(Strict):
     operator_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     name: str = Field(min_length=1, max_length=200)
     kind: str | None = Field(default=None, max_length=32)
+    qr_alg: Literal["ed25519", "sm2"] = Field(default="ed25519", description="issuer algorithm of the QR codes of "
+                                              "tickets with a leg of this operator (docs/qr-format.md)")
 
 
 class OperatorOut(BaseModel):
     operator_id: str
     name: str
     kind: str | None = None
+    qr_alg: str = "ed25519"
     created_at: dt.datetime
 
 
@@ -74,6 +78,8 @@ def create_operator(body: OperatorIn, session: SessionDep, admin: CurrentAdmin) 
     if accounts.find_operator(session, body.operator_id) is not None:
         raise AlreadyExists(f"operator {body.operator_id!r} already exists", code="operator_exists")
     op = accounts.ensure_operator(session, operator_id=body.operator_id, name=body.name, kind=body.kind, actor=admin)
+    op.qr_alg = body.qr_alg
+    session.add(op)
     return OperatorOut.model_validate(op, from_attributes=True)
 
 

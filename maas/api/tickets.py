@@ -7,14 +7,17 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from pydantic import Field
+from sqlmodel import Session, select
 
 from maas import audit
 from maas.api.deps import CurrentPassenger, SessionDep, SettingsDep
 from maas.api.offers import Strict
 from maas.errors import error_responses
 from maas.journeys import now, runtime
+from maas.models import Operator
 from ticketing import qr, tickets
 from ticketing.errors import Conflict, DeviceBound, InvalidDeviceKey, TicketNotFound
+from ticketing.models import TicketLeg
 
 router = APIRouter(tags=["tickets"])
 
@@ -35,6 +38,14 @@ def get_ticket(ticket_id: str, session: SessionDep, principal: CurrentPassenger)
     return tickets.ticket_view(session, tickets.get_ticket(session, ticket_id, user_id=principal.subject))
 
 
+def qr_alg_of_ticket(session: Session, ticket_id: str) -> str:
+    """The issuer algorithm of a ticket's QR codes: ``sm2`` when an operator of one of its legs chose SM2
+    (its gates may verify only SM2), else ``ed25519``; one code opens every leg's gate."""
+    algs = set(session.exec(select(Operator.qr_alg).join(TicketLeg, TicketLeg.operator_id == Operator.operator_id)
+                            .where(TicketLeg.ticket_id == ticket_id)).all())
+    return qr.ALG_SM2 if qr.ALG_SM2 in algs else qr.ALG_ED25519
+
+
 def _active(ticket: Any) -> None:
     if ticket.status != "active":
         raise Conflict(f"the ticket is {ticket.status}", code="ticket_not_active",
@@ -52,7 +63,8 @@ def ticket_qr(ticket_id: str, request: Request, session: SessionDep, settings: S
     _active(ticket)
     tickets.ensure_not_device_bound(ticket)
     payload, expires_at = runtime(request.app).issuer.rotating_qr(ticket_id, now=now(request.app),
-                                                                  ttl_s=settings.qr_ttl_s)
+                                                                  ttl_s=settings.qr_ttl_s,
+                                                                  alg=qr_alg_of_ticket(session, ticket_id))
     if format == "json":
         return {"payload": payload, "expires_at": expires_at.isoformat(), "size_bytes": len(payload.encode())}
     data, media = qr.qr_image(payload, format)
@@ -68,7 +80,8 @@ def register_device_key(ticket_id: str, body: DeviceKeyIn, request: Request, ses
     ticket = tickets.get_ticket(session, ticket_id, user_id=principal.subject)
     raw = tickets.register_device_key(session, ticket, public_key=body.public_key)
     cred = runtime(request.app).issuer.device_credential(ticket_id, device_key=raw, valid_from=ticket.valid_from,
-                                                         valid_until=ticket.valid_until)
+                                                         valid_until=ticket.valid_until,
+                                                         alg=qr_alg_of_ticket(session, ticket_id))
     audit.record(session, action="ticket.device_key", actor_id=principal.subject, actor_role=principal.role,
                  target=ticket_id, details={})
     return {"ticket_id": ticket_id, "credential": base64.urlsafe_b64encode(cred).rstrip(b"=").decode(),
