@@ -52,7 +52,8 @@ def _render(request: Request, page: str) -> Response:
         "lang": lang, "languages": LANGUAGES, "t": texts, "title": texts.get(title_key, title_key),
         "front": front, "page": page,
         "page_data": {"lang": lang, "messages": texts, "tile_url": settings.map_tile_url,
-                      "tile_attribution": settings.map_tile_attribution, "qr_ttl_s": settings.qr_ttl_s},
+                      "tile_attribution": settings.map_tile_attribution, "qr_ttl_s": settings.qr_ttl_s,
+                      "face_retention_days": settings.face_retention_days},
     }
     response = templates.TemplateResponse(request, template, context)
     response.headers["Content-Security-Policy"] = _csp(settings.map_tile_url)

@@ -53,7 +53,8 @@ def test_language_switch_and_wrong_password_shows_readable_error(mobile_page, de
     assert page.get_by_role("heading", level=1).inner_text() == "登录"
 
 
-def test_passenger_plans_buys_opens_ticket_gate_admits_once_and_refunds(mobile_page, chromium, demo, shots) -> None:  # noqa: ANN001
+def test_passenger_plans_buys_opens_ticket_gate_admits_once_and_refunds(mobile_page, chromium, demo, shots,
+                                                                          shared_data) -> None:  # noqa: ANN001
     import zxingcpp
 
     page = mobile_page
@@ -107,6 +108,7 @@ def test_passenger_plans_buys_opens_ticket_gate_admits_once_and_refunds(mobile_p
     assert "王*" in ticket.inner_text()  # the traveller, masked
     assert "→ 青石县汽车站" in ticket.inner_text()  # legs by stop name
     assert VALID_ID not in page.content()  # the full ID number is never on screen
+    _enrol_face_and_withdraw(page, ticket, demo, shared_data, shots)
     ticket.get_by_role("button", name="出示乘车码").click()
     qr = ticket.get_by_test_id("ticket-qr")
     page.wait_for_function("(() => { const i = document.querySelector('[data-testid=ticket-qr]');"
@@ -138,6 +140,29 @@ def test_passenger_plans_buys_opens_ticket_gate_admits_once_and_refunds(mobile_p
         page.get_by_role("status").wait_for()
         assert "退票已受理" in page.get_by_role("status").inner_text()
         assert page.locator("article.ticket").first.locator(".legs .badge.st-refunded").count() == len(legs) - 1
+
+
+def _enrol_face_and_withdraw(page, ticket, demo, shared_data, shots) -> None:  # noqa: ANN001
+    """The consent screen says what is stored, for how long and how to withdraw; enrolment needs the box ticked."""
+    from tests.face_support import caching_encoder
+
+    demo.app.state.face_encoder = caching_encoder()  # dlib, its weights loaded once per test process
+    ticket.get_by_role("button", name="人脸登记").click()
+    consent = ticket.locator("#face-consent")
+    for words in ("保存什么", "照片本身不保存", "保存多久", "天自动删除", "如何撤回"):
+        expect(consent).to_contain_text(words)
+    ticket.get_by_label("人脸照片（上传或拍照）").set_input_files(
+        str(shared_data / "faces" / "face_recognition" / "obama.jpg"))
+    enrol = ticket.get_by_role("button", name="同意并登记")
+    expect(enrol).to_be_disabled()  # no consent, no enrolment
+    ticket.get_by_label("我已阅读以上说明，单独同意处理本人人脸信息").check()
+    enrol.click()
+    expect(ticket.locator("#face-status")).to_contain_text("人脸已登记", timeout=60_000)
+    page.screenshot(path=str(shots / "passenger-face.png"), full_page=True)
+    assert_accessible(page, "the face enrolment screen")
+    ticket.get_by_role("button", name="删除人脸并撤回同意").click()
+    expect(ticket.locator("#face-status")).to_contain_text("人脸模板已删除")
+    ticket.get_by_role("button", name="取消").click()
 
 
 def _gate_admits_once(chromium, demo, gate, stop_id: str, payload: str, shots) -> None:  # noqa: ANN001

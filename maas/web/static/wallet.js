@@ -3,6 +3,7 @@ document.addEventListener("alpine:init", () => {
     tickets: [], loaded: false, error: "", notice: "", busy: false,
     qrFor: null, qrUrl: "", qrLeft: 0, qrExpires: 0, timer: null,
     refunding: null, refundLegs: [], quote: null,
+    faceFor: null, faceConsent: false, facePhoto: null, faceStatus: "",
     async init() {
       if (!MaaS.requireRole(["passenger"])) return;
       await this.load();
@@ -43,6 +44,32 @@ document.addEventListener("alpine:init", () => {
         this.qrLeft = Math.max(0, Math.round((this.qrExpires - Date.now()) / 1000));
       } catch (e) { this.error = e.text; clearInterval(this.timer); this.qrFor = null; }
       finally { this.busyQr = false; }
+    },
+    openFace(tk) {
+      clearInterval(this.timer); this.qrFor = null; this.stopRefund();
+      this.faceFor = tk.ticket_id; this.faceConsent = false; this.facePhoto = null; this.faceStatus = ""; this.error = "";
+    },
+    async enrolFace(tk) {
+      this.error = ""; this.busy = true;
+      try {
+        const image = await new Promise((ok, fail) => {
+          const r = new FileReader();
+          r.onload = () => ok(String(r.result).split(",", 2)[1]); r.onerror = fail; r.readAsDataURL(this.facePhoto);
+        });
+        const r = await MaaS.api("POST", `/v1/travelers/${encodeURIComponent(tk.traveler.traveler_id)}/face`,
+                                 {consent: this.faceConsent === true, image});
+        this.faceStatus = MaaS.t("face.enrolled", {until: MaaS.localTime(r.delete_after, true)});
+      } catch (e) { this.error = e.text; }
+      finally { this.busy = false; }
+    },
+    async withdrawFace(tk) {
+      this.error = ""; this.busy = true;
+      try {
+        const r = await MaaS.api("DELETE", `/v1/travelers/${encodeURIComponent(tk.traveler.traveler_id)}/face`);
+        this.faceStatus = r.template_deleted ? MaaS.t("face.deleted") : MaaS.t("face.nothing");
+        this.faceConsent = false;
+      } catch (e) { this.error = e.text; }
+      finally { this.busy = false; }
     },
     startRefund(tk) {
       clearInterval(this.timer); this.qrFor = null; this.notice = ""; this.error = "";
