@@ -106,6 +106,11 @@ def plan_cmd(
     max_fare: Annotated[int | None, typer.Option("--max-fare", help="highest fare in minor units (fen)")] = None,
     rider_category: Annotated[str, typer.Option("--rider-category", help="adult, child, senior, ...")] = "adult",
     lang: Annotated[str | None, typer.Option("--lang", help="language of service alert texts, e.g. es")] = None,
+    filter_: Annotated[str, typer.Option(
+        "--filter", help="default | none: the itinerary filter chain of docs/planning.md, or none")] = "default",
+    max_duration_factor: Annotated[float, typer.Option("--max-duration-factor")] = 2.0,
+    cost_limit_factor: Annotated[float, typer.Option("--cost-limit-factor")] = 1.5,
+    dominance_walk_slack_m: Annotated[float, typer.Option("--dominance-walk-slack-m")] = 100.0,
 ) -> None:
     """Plan journeys on the imported feeds."""
     from maas.api.plan import parse_modes
@@ -114,7 +119,9 @@ def plan_cmd(
 
     common = dict(max_transfers=max_transfers, min_change_s=min_change_s, walk_speed_m_s=walk_speed,
                   max_walk_m=max_walk_m, modes=parse_modes(modes), wheelchair=wheelchair, optimize=optimize,
-                  max_fare=max_fare, rider_category=rider_category)
+                  max_fare=max_fare, rider_category=rider_category, itinerary_filter=filter_,
+                  max_duration_factor=max_duration_factor, cost_limit_factor=cost_limit_factor,
+                  dominance_walk_slack_m=dominance_walk_slack_m)
     if optimize not in ("time", "fare"):
         raise CliError("--optimize must be 'time' or 'fare'")
     if batch is not None:
@@ -130,7 +137,10 @@ def plan_cmd(
                     req = PlanRequest(origin=str(q["from"]), destination=str(q["to"]),
                                       depart_at=_parse_time(q.get("depart"), "depart"),
                                       arrive_by=_parse_time(q.get("arrive_by"), "arrive_by"), **common)
-                    out = {"query": q, "itineraries": snap.plan(req, language=q.get("lang") or lang)}
+                    ans = snap.plan_answer(req, language=q.get("lang") or lang)
+                    out = {"query": q, "itineraries": ans["itineraries"]}
+                    if ans["reason"] is not None:
+                        out["reason"] = ans["reason"]
                 except (ValueError, KeyError, TypeError, CliError, RoutingError) as exc:
                     message = getattr(exc, "message", None) or str(exc)
                     out = {"query": line.strip(), "error": {"code": getattr(exc, "code", "invalid_query_line"),
@@ -144,12 +154,19 @@ def plan_cmd(
     snap = _load_snapshot()
     req = PlanRequest(origin=from_, destination=to, depart_at=_parse_time(depart, "--depart"),
                       arrive_by=_parse_time(arrive_by, "--arrive-by"), window_s=window_s, **common)
-    itineraries = snap.plan(req, language=lang)
+    ans = snap.plan_answer(req, language=lang)
+    itineraries = ans["itineraries"]
     if as_json:
-        typer.echo(json.dumps({"itineraries": itineraries}, ensure_ascii=False, indent=2))
+        out = {"itineraries": itineraries}
+        if ans["reason"] is not None:
+            out["reason"] = ans["reason"]
+        typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
     if not itineraries:
-        raise CliError("no journey found for this request")
+        reason = ans["reason"] or {"code": "no_service_in_window", "message": "no journey found"}
+        feeds = "; ".join(f"{f['feed_id']} {f['start_date']}..{f['end_date']}" for f in reason.get("feeds", []))
+        raise CliError(f"no journey found for this request: {reason['message']} [{reason['code']}]"
+                       + (f" (feeds: {feeds})" if feeds else ""))
     for i, it in enumerate(itineraries, 1):
         typer.echo(f"{i}. [{it.get('label', '')}] {_describe(it)}")
 

@@ -25,7 +25,7 @@ from maas.feeds import NoFeeds, build_fare_engine, build_seat_capacity, build_ti
 from maas.settings import Settings
 from routing.fares import FareTables
 from routing.feeds import FeedSource
-from routing.search import PlanRequest, plan
+from routing.search import PlanRequest, plan_answer
 from routing.timetable import Timetable
 from ticketing.fares.engine import FareEngine
 from ticketing.fares.tables import fare_tables_for
@@ -81,17 +81,29 @@ class Snapshot:
         every itinerary's ``fare`` is then (re)priced by the full fare engine (authoritative).
         With Service Alerts loaded, every leg lists the ``alerts`` touching it (texts in ``language``,
         a tag or an Accept-Language value, when the feed translates them) and the itinerary their union."""
+        return self.plan_answer(request, language, explain=False)["itineraries"]
+
+    def plan_answer(self, request: PlanRequest, language: str | None = None,
+                    explain: bool = True) -> dict[str, Any]:
+        """:meth:`plan` as ``{"itineraries", "reason", "filtered"}``: ``reason`` (``code``, ``message``,
+        details; see routing.explain) says why ``itineraries`` is empty (else None); ``filtered`` counts
+        the itineraries each filter rule removed (docs/planning.md)."""
         fares = None
         if request.optimize == "fare" or request.max_fare is not None:
             fares = self.fare_tables(request.rider_category, request.depart_at)
-        its = [self.price(it, request.rider_category)
-               for it in plan(self.timetable, request, realtime=self.realtime, fares=fares)]
+        answer = plan_answer(self.timetable, request, realtime=self.realtime, fares=fares, explain=explain)
+        its = [self.price(it, request.rider_category) for it in answer.itineraries]
+        reason = answer.reason
         if request.max_fare is not None:
             # the budget holds for the authoritative fare too (the kernel's tables may not cover every rule)
-            its = [it for it in its if it["fare"] is not None and it["fare"]["amount"] <= request.max_fare]
+            kept = [it for it in its if it["fare"] is not None and it["fare"]["amount"] <= request.max_fare]
+            if its and not kept and explain:
+                reason = {"code": "over_max_fare", "message": f"every journey costs more than max_fare "
+                          f"{request.max_fare}", "max_fare": request.max_fare}
+            its = kept
         if self.alerts:
             its = [self.with_alerts(it, language) for it in its]
-        return its
+        return {"itineraries": its, "reason": reason if not its else None, "filtered": answer.filtered or None}
 
     def with_alerts(self, itinerary: dict[str, Any], language: str | None = None) -> dict[str, Any]:
         from routing.alerts import alerts_for_leg

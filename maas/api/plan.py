@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from maas import audit
 from maas.api.deps import OperatorStaffOrAdmin, SessionDep, check_operator_scope
@@ -28,9 +28,18 @@ MODES = {"BUS", "TRAM", "SUBWAY", "RAIL", "COACH", "FERRY"}
 
 
 class PlanOut(BaseModel):
-    """Itineraries in the contract's shape; an empty list means no journey satisfies the request."""
+    """Itineraries in the contract's shape; an empty list means no journey satisfies the request,
+    and ``reason`` then says why."""
 
     itineraries: list[dict[str, Any]]
+    reason: dict[str, Any] | None = Field(
+        None, description="why `itineraries` is empty (null otherwise): `code` (outside_feed_validity, "
+                          "no_stop_within_walking, no_service_for_modes, operators_excluded, no_accessible_journey, "
+                          "over_max_fare, too_many_transfers, no_service_in_window), `message`, and details such as "
+                          "`feeds` [{feed_id, start_date, end_date}]")
+    filtered: dict[str, int] | None = Field(
+        None, description="itineraries removed by each filter rule (duration, generalized_cost, dominated); "
+                          "`filter=none` or relaxing the knobs shows them (docs/planning.md)")
 
 
 def _aware(value: dt.datetime | None, name: str) -> dt.datetime | None:
@@ -76,6 +85,20 @@ def plan(
         description="only journeys whose fare is at most this, in minor units (fen); implies a fare-aware search")] = None,
     lang: Annotated[str | None, Query(
         max_length=100, description="language of service alert texts (else the Accept-Language header)")] = None,
+    filter_: Annotated[Literal["default", "none"], Query(
+        alias="filter", description="`default`: the itinerary filter chain of docs/planning.md (the fastest is "
+                                    "always kept); `none`: every non-dominated itinerary found")] = "default",
+    max_duration_factor: Annotated[float, Query(
+        ge=1, le=100, description="filter: duration at most max_duration_slack_s + this x the best duration")] = 2.0,
+    max_duration_slack_s: Annotated[int, Query(ge=0, le=7 * 86400)] = 1800,
+    cost_limit_factor: Annotated[float, Query(
+        ge=1, le=100, description="filter: generalized cost at most cost_limit_slack_s + this x another's cost "
+                                  "+ cost_interval_relax x their departure difference")] = 1.5,
+    cost_limit_slack_s: Annotated[int, Query(ge=0, le=7 * 86400)] = 900,
+    cost_interval_relax: Annotated[float, Query(ge=0, le=100)] = 0.4,
+    dominance_walk_slack_m: Annotated[float, Query(
+        ge=0, le=100_000, description="filter: removed when another leaves no earlier, arrives no later, has no "
+                                      "more transfers and walks at most this many metres more")] = 100.0,
 ) -> PlanOut:
     if (depart_at is None) == (arrive_by is None):
         raise InvalidQuery("give exactly one of depart_at and arrive_by")
@@ -85,9 +108,12 @@ def plan(
         arrive_by=_aware(arrive_by, "arrive_by"), window_s=window_s, max_transfers=max_transfers,
         min_change_s=min_change_s, walk_speed_m_s=walk_speed, max_walk_m=max_walk_m, modes=parse_modes(modes),
         wheelchair=wheelchair, max_itineraries=max_itineraries, optimize=optimize, max_fare=max_fare,
-        rider_category=rider_category,
+        rider_category=rider_category, itinerary_filter=filter_, max_duration_factor=max_duration_factor,
+        max_duration_slack_s=max_duration_slack_s, cost_limit_factor=cost_limit_factor,
+        cost_limit_slack_s=cost_limit_slack_s, cost_interval_relax=cost_interval_relax,
+        dominance_walk_slack_m=dominance_walk_slack_m,
     )
-    return PlanOut(itineraries=snap.plan(req, language=lang or request.headers.get("accept-language")))
+    return PlanOut(**snap.plan_answer(req, language=lang or request.headers.get("accept-language")))
 
 
 
