@@ -97,8 +97,9 @@ class RequestContextMiddleware:
         except _BodyTooLarge:
             await self._too_large(send_with_id)
         finally:
+            # The request id stays bound (each request clears it first): an unhandled error is answered and
+            # logged by the outer error middleware and the server after this, and both carry it.
             self._log(scope, status_holder["status"], started)
-            structlog.contextvars.clear_contextvars()
 
     async def _too_large(self, send: Send) -> None:
         import json

@@ -92,6 +92,11 @@ def scrub_personal_data(logger: Any, method: str, event_dict: dict[str, Any]) ->
     return {k: (_scrub(v, k) if k != "event" else _scrub(v)) for k, v in event_dict.items()}
 
 
+class _AlreadyLogged(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and getattr(record.exc_info[1], "_maas_logged", False))
+
+
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
     """Route structlog and the standard library (uvicorn, sqlalchemy) through one JSON renderer."""
     shared: list[Any] = [
@@ -122,6 +127,12 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
     handler._maas = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+    # The app logs an unhandled error itself, with the request id (maas.errors); the server's copy goes.
+    server_errors = logging.getLogger("uvicorn.error")
+    for existing in list(server_errors.filters):
+        if isinstance(existing, _AlreadyLogged):
+            server_errors.removeFilter(existing)
+    server_errors.addFilter(_AlreadyLogged())
     # The app writes its own access line (maas.app: method, path without the query string, status, time);
     # uvicorn's would add the client address and the full query string (coordinates, tokens).
     access = logging.getLogger("uvicorn.access")

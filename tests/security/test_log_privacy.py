@@ -84,8 +84,15 @@ def test_an_unexpected_database_error_logs_its_traceback_without_parameters(app,
     finally:
         event.remove(engine, "before_cursor_execute", fail_on_user_insert)
     assert r.status_code == 500, r.text
+    assert r.json()["error"]["code"] == "internal_error", r.text  # the contract's shape, no exception text
+    assert "injected" not in r.text
+    request_id = r.headers["x-request-id"]
+    assert r.json()["error"]["details"]["request_id"] == request_id
     text = _rendered(caplog)
     assert "injected failure of the account insert" in text, "the traceback should have been logged"
+    tracebacks = [line for line in text.splitlines() if "injected failure" in line]
+    assert len(tracebacks) == 1, "logged once (by the app), not again by the server"
+    assert request_id in tracebacks[0] and '"unhandled_error"' in tracebacks[0], tracebacks[0][:300]
     assert "INSERT INTO users" in text, "the failing statement (without its values) helps debugging"
     _assert_clean(text)
 
