@@ -142,3 +142,15 @@ def test_an_ed25519_operator_is_unaffected_and_keys_rotate_by_kid(client, login,
     d = client.post("/v1/gates/validate", headers=gh, json={**body, "payload": p2}).json()
     assert d["result"] == "accepted", d
     assert demo.now.tzinfo is not None and isinstance(demo.now, dt.datetime)
+
+
+def test_an_admin_chooses_sm2_for_a_new_operator(client, login):
+    _uid, admin = login("admin")
+    r = client.post("/v1/admin/operators", headers=admin, json={"operator_id": "gm-metro", "name": "国密地铁",
+                                                                "qr_alg": "sm2"})
+    assert r.status_code == 201 and r.json()["qr_alg"] == "sm2", r.text
+    r = client.post("/v1/admin/operators", headers=admin, json={"operator_id": "plain", "name": "plain"})
+    assert r.json()["qr_alg"] == "ed25519"
+    assert client.get("/v1/operators/gm-metro", headers=admin).json()["qr_alg"] == "sm2"
+    r = client.post("/v1/admin/operators", headers=admin, json={"operator_id": "x", "name": "x", "qr_alg": "rsa"})
+    assert r.status_code == 422
