@@ -78,6 +78,12 @@ def _describe(it: dict[str, Any]) -> str:
     for leg in it["legs"]:
         if leg["mode"] == "WALK":
             legs.append(f"walk {leg.get('distance_m', 0)} m")
+        elif leg.get("frequency"):  # headway-based: no timetable to the minute, say so
+            f = leg["frequency"]
+            legs.append(f"{leg['mode'].lower()} {leg.get('route_name') or leg.get('route_id')} {f['text']} "
+                        f"(expected wait {f['expected_wait_s'] // 60} min) {leg['from']['name']} "
+                        f"~{f['expected_departure'][11:16]} (at the stop by {f['board_by'][11:16]}) -> "
+                        f"{leg['to']['name']} by {leg['arrival'][11:16]}")
         else:
             legs.append(f"{leg['mode'].lower()} {leg.get('route_name') or leg.get('route_id')} "
                         f"{leg['from']['name']} {leg['departure'][11:16]} -> {leg['to']['name']} {leg['arrival'][11:16]}")

@@ -125,8 +125,10 @@ def _ride_leg(tt: Timetable, prep: _Prepared, ride: tuple[int, int, int, int, in
     feed = int(tt.route_feed[route])
     tz = str(tt.feed_timezones[feed])
     ref = prep.ref_epoch
-    P_arr, P_dep = prep.extra["arr"], prep.extra["dep"]
+    # (the kernels' boarding times are one headway early for headway-based trips: display the nominal ones)
+    P_arr, P_dep, P_dep_k = prep.extra["arr"], tt.pattern_dep, prep.extra["dep"]
     dep = int(P_dep[tb + b * n + c]) + shift
+    board_by = int(P_dep_k[tb + b * n + c]) + shift  # when the plan has the passenger at the stop
     arr = int(P_arr[tb + a * n + c]) + shift
     stops = [int(s) for s in tt.pattern_stops[so + b: so + a + 1]]
     rtm = tt.meta.get("realtime")
@@ -156,8 +158,30 @@ def _ride_leg(tt: Timetable, prep: _Prepared, ride: tuple[int, int, int, int, in
         "distance_m": 0,
         "intermediate_stops": inter,
         "geometry": None,
-        "_dep": dep, "_arr": arr, "_tz": tz, "_shape": (trip, so + b, so + a, stops),
+        **_frequency_fields(tt, trip, ref, dep, board_by, tz),
+        "_dep": board_by, "_arr": arr, "_tz": tz, "_shape": (trip, so + b, so + a, stops),
     }
+
+
+def _round_minute(epoch: int) -> int:
+    return (epoch + 30) // 60 * 60
+
+
+def _frequency_fields(tt: Timetable, trip: int, ref: int, dep: int, board_by: int, tz: str) -> dict:
+    """A headway-based trip (frequencies.txt ``exact_times=0``) has no timetable to the second: the leg
+    says so (``times_approximate``) and gives ``frequency``: ``headway_s``, ``expected_wait_s``
+    (half a headway), ``board_by`` (be at the stop then: the plan is conservative, see
+    routing.search._conservative_boarding), ``expected_departure`` (to the minute) and
+    ``latest_departure`` (= ``departure``, what the rest of the plan is built on)."""
+    if int(tt.trip_frequency[trip]) != 2 or board_by >= dep:
+        return {}
+    h = dep - board_by
+    return {"times_approximate": True,
+            "frequency": {"headway_s": int(h), "expected_wait_s": int(h // 2), "exact_times": False,
+                          "text": f"every {h // 60} min" if h % 60 == 0 else f"every {h / 60:.1f} min",
+                          "board_by": _iso(ref + board_by, tz),
+                          "expected_departure": _iso(_round_minute(ref + board_by + h // 2), tz),
+                          "latest_departure": _iso(ref + dep, tz)}}
 
 
 def _realtime_fields(tt: Timetable, trip: int, p: int, b: int, a: int, dep: int, arr: int) -> dict:

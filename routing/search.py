@@ -176,6 +176,7 @@ class _Net:
             self.pattern_dropoff = np.ascontiguousarray(tt.pattern_dropoff, dtype=np.int8)
             self.pattern_arr = np.ascontiguousarray(tt.pattern_arr if arr is None else arr, dtype=np.int32)
             self.pattern_dep = np.ascontiguousarray(tt.pattern_dep if dep is None else dep, dtype=np.int32)
+            self.pattern_dep = _conservative_boarding(tt, self.pattern_dep)
             self.stop_pattern_pos = np.ascontiguousarray(tt.stop_pattern_pos, dtype=np.int32)
             self.trip_perm = None
             self.footpath_offsets = np.ascontiguousarray(tt.footpath_offsets, dtype=np.int64)
@@ -206,6 +207,49 @@ class _Net:
                 self.pattern_time_offsets, self.pattern_n_trips, self.pattern_trip_offsets,
                 self.pattern_arr, self.pattern_dep, self.stop_pattern_offsets, self.stop_patterns,
                 self.stop_pattern_pos, self.footpath_offsets, self.footpath_to)
+
+
+def trip_headways(tt: Timetable) -> np.ndarray:
+    """(T,) int64 headway in seconds of each trip expanded from frequencies.txt with ``exact_times=0``
+    (the gap to the neighbouring departure of the same template), 0 for every other trip."""
+    h = np.zeros(tt.n_trips, dtype=np.int64)
+    idx = np.flatnonzero(np.asarray(tt.trip_frequency) == 2)
+    if len(idx) < 2:
+        return h
+    ids = np.asarray(tt.trip_ids)[idx]
+    start = np.asarray(tt.trip_start_s)[idx].astype(np.int64)
+    order = np.lexsort((start, ids))
+    ids, start, idx = ids[order], start[order], idx[order]
+    gap = np.where(ids[1:] == ids[:-1], start[1:] - start[:-1], INF)
+    near = np.minimum(np.concatenate([[INF], gap]), np.concatenate([gap, [INF]]))
+    near[(near >= INF) | (near < 0)] = 0
+    h[idx] = near
+    return h
+
+
+def _conservative_boarding(tt: Timetable, dep: np.ndarray) -> np.ndarray:
+    """Boarding times of the kernels: a trip of a headway-based service (``exact_times=0``) is boarded
+    only by a passenger at the stop one headway before its (nominal) departure, so the plan holds
+    whenever the vehicle comes (OTP boards such trips at arrival + headway). Patterns where this would
+    break the order of departures (trips of several headways or scheduled trips mixed in) keep the
+    nominal times. Ride and arrival times are never changed."""
+    h = trip_headways(tt)
+    if not h.any():
+        return dep
+    n = np.asarray(tt.pattern_n_trips, dtype=np.int64)
+    tb = np.asarray(tt.pattern_time_offsets, dtype=np.int64)
+    to = np.asarray(tt.pattern_trip_offsets, dtype=np.int64)
+    n_stops = np.diff(np.asarray(tt.pattern_stop_offsets, dtype=np.int64))
+    out = dep.copy()
+    for p in np.unique(np.asarray(tt.trip_pattern)[h > 0]).tolist():
+        k, m = int(n[p]), int(n_stops[p])
+        hp = h[to[p]: to[p] + k]
+        nominal = dep[tb[p]: tb[p] + m * k].reshape(m, k).astype(np.int64)
+        block = np.where(nominal >= int(K.SKIP), nominal, nominal - hp[None, :])  # skipped stops stay skipped
+        if k > 1 and (np.diff(block, axis=1) < 0).any():
+            continue
+        out[tb[p]: tb[p] + m * k] = block.ravel().astype(dep.dtype)
+    return np.ascontiguousarray(out)
 
 
 class _Derived:
