@@ -9,7 +9,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
-from maas import accounts
+from maas import accounts, audit
 from maas.api.auth import Strict
 from maas.api.deps import CurrentAdmin, OperatorScope, OperatorStaffOrAdmin, RedisDep, SessionDep, SettingsDep
 from maas.errors import AlreadyExists, BadRequest, Forbidden, NotFound, error_responses
@@ -147,6 +147,29 @@ def set_gate_roaming(operator_id: OperatorScope, gate_id: str, body: GateRoaming
             responses=error_responses(Forbidden, NotFound))
 def get_operator(operator_id: OperatorScope, session: SessionDep) -> OperatorOut:
     return OperatorOut.model_validate(accounts.get_operator(session, operator_id), from_attributes=True)
+
+
+class OperatorSettingsIn(Strict):
+    qr_alg: Literal["ed25519", "sm2"] = Field(description="issuer algorithm of the QR codes of tickets with a leg "
+                                              "of this operator, from the next code on (docs/qr-format.md)")
+
+
+@router.patch("/v1/operators/{operator_id}", response_model=OperatorOut, tags=["operators"],
+              responses=error_responses(BadRequest, Forbidden, NotFound))
+def update_operator(operator_id: OperatorScope, body: OperatorSettingsIn, session: SessionDep,
+                    principal: OperatorStaffOrAdmin) -> OperatorOut:
+    """The operator's QR issuer algorithm (``ed25519`` or ``sm2``): the operator's staff or an admin; audited.
+
+    Codes and credentials already issued stay valid (gates verify both algorithms by ``kid``).
+    """
+    op = accounts.get_operator(session, operator_id)
+    before = op.qr_alg
+    op.qr_alg = body.qr_alg
+    session.add(op)
+    session.flush()
+    audit.record(session, action="operator.qr_alg", actor_id=principal.subject, actor_role=principal.role,
+                 target=operator_id, operator_id=operator_id, details={"from": before, "to": body.qr_alg})
+    return OperatorOut.model_validate(op, from_attributes=True)
 
 
 @router.get("/v1/operators/{operator_id}/gates", response_model=list[GateOut], tags=["operators"],

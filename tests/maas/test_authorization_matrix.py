@@ -39,6 +39,7 @@ RULES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/admin/users/{user_id}/enable"): frozenset({"admin"}),
     ("POST", "/v1/admin/gates"): frozenset({"admin"}),
     ("GET", "/v1/operators/{operator_id}"): frozenset({"admin", OWN_OPERATOR}),
+    ("PATCH", "/v1/operators/{operator_id}"): frozenset({"admin", OWN_OPERATOR}),  # QR issuer algorithm
     ("GET", "/v1/operators/{operator_id}/gates"): frozenset({"admin", OWN_OPERATOR}),
     ("PATCH", "/v1/operators/{operator_id}/gates/{gate_id}"): frozenset({"admin", OWN_OPERATOR}),
     ("GET", "/v1/audit/log"): frozenset({"regulator", "admin"}),

@@ -154,3 +154,21 @@ def test_an_admin_chooses_sm2_for_a_new_operator(client, login):
     assert client.get("/v1/operators/gm-metro", headers=admin).json()["qr_alg"] == "sm2"
     r = client.post("/v1/admin/operators", headers=admin, json={"operator_id": "x", "name": "x", "qr_alg": "rsa"})
     assert r.status_code == 422
+
+
+def test_an_operator_switches_to_sm2_and_another_operator_cannot(client, login, engine, app, settings, demo):
+    _with_sm2_key(app, settings)
+    _uid, staff = login("operator", "yunxi-bus")
+    _uid, other = login("operator", "yunxi-metro")
+    assert client.patch("/v1/operators/yunxi-bus", headers=other, json={"qr_alg": "sm2"}).status_code == 403
+    assert client.patch("/v1/operators/yunxi-bus", headers=staff, json={"qr_alg": "rsa"}).status_code == 422
+    h, ticket = _ticket(client, login, demo)
+    tid = ticket["ticket_id"]
+    before = client.get(f"/v1/tickets/{tid}/qr", headers=h).json()["payload"]
+    r = client.patch("/v1/operators/yunxi-bus", headers=staff, json={"qr_alg": "sm2"})
+    assert r.status_code == 200 and r.json()["qr_alg"] == "sm2", r.text
+    after = client.get(f"/v1/tickets/{tid}/qr", headers=h).json()["payload"]
+    assert (_kid(before), _kid(after)) == ("q1", "s1")
+    gate, gh = gate_headers(engine, "yunxi-bus", STOP)
+    d = client.post("/v1/gates/validate", headers=gh, json={"gate_id": gate, "stop_id": STOP, "payload": after})
+    assert d.json()["result"] == "accepted", d.text
