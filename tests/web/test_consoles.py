@@ -81,7 +81,7 @@ def test_regulator_coverage_page_shows_the_api_numbers_and_verifies_the_audit_lo
         expected = "—" if target["actual"] is None else f"{round(target['actual'] * 1000) / 10:.1f}%"
         assert shown == expected, (target, shown)
         assert row.locator("td.threshold").inner_text() == f"{round(target['threshold'] * 1000) / 10:.1f}%"
-    assert page.locator("#by-grade tbody tr").count() == len(api["by_grade"])
+    expect(page.locator("#by-grade tbody tr")).to_have_count(len(api["by_grade"]))
     expect(page.locator("#maturity-level")).to_contain_text("等级")
     page.locator("#metrics tbody tr").first.wait_for()
     page.screenshot(path=str(shots / "regulator-console.png"), full_page=True)

@@ -128,7 +128,7 @@ def test_passenger_plans_buys_opens_ticket_gate_admits_once_and_refunds(mobile_p
     page.reload()
     ticket = page.locator("article.ticket").first
     ticket.wait_for()
-    assert ticket.locator(".legs .badge.st-used").count() == 1
+    expect(ticket.locator(".legs .badge.st-used")).to_have_count(1)
     if len(legs) > 1:
         ticket.get_by_role("button", name="退票").click()
         ticket.get_by_role("button", name="计算退款").click()
@@ -139,7 +139,7 @@ def test_passenger_plans_buys_opens_ticket_gate_admits_once_and_refunds(mobile_p
         ticket.get_by_role("button", name="确认退票").click()
         page.get_by_role("status").wait_for()
         assert "退票已受理" in page.get_by_role("status").inner_text()
-        assert page.locator("article.ticket").first.locator(".legs .badge.st-refunded").count() == len(legs) - 1
+        expect(page.locator("article.ticket").first.locator(".legs .badge.st-refunded")).to_have_count(len(legs) - 1)
 
 
 def _enrol_face_and_withdraw(page, ticket, demo, shared_data, shots) -> None:  # noqa: ANN001

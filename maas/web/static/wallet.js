@@ -89,9 +89,9 @@ document.addEventListener("alpine:init", () => {
       this.error = ""; this.busy = true;
       try {
         const r = await MaaS.api("POST", `/v1/orders/${encodeURIComponent(tk.order_id)}/refunds`, {leg_ids: this.refundLegs});
-        this.notice = MaaS.t("wallet.refund_done", {amount: MaaS.money(r.amount), fee: MaaS.money(r.fee)});
         this.stopRefund();
         await this.load();
+        this.notice = MaaS.t("wallet.refund_done", {amount: MaaS.money(r.amount), fee: MaaS.money(r.fee)});
       } catch (e) { this.error = e.text; }
       finally { this.busy = false; }
     },
