@@ -101,6 +101,8 @@ def run(host: str = "127.0.0.1", port: int = 8000) -> None:
         f"  feeds:   {', '.join(f['feed_id'] for f in info['feeds'])} ({info['stops']} stops, "
         f"timetable {'from cache' if info['from_cache'] else 'compiled'})",
         f"  API:     {base}   docs: {base}/docs   health: {base}/health",
+        f"  web:     {base}/app/   (passenger {base}/app/passenger, gate {base}/app/gate, "
+        f"operator {base}/app/operator, regulator {base}/app/regulator)",
         f"  accounts (password {info['credentials']['password']}):",
     ]
     for acc in info["credentials"]["accounts"]:

@@ -64,6 +64,31 @@ def test_operator_uploads_a_reconciliation_file_and_sees_its_errors_by_line(desk
     assert [line for line, _ in shown] == [3, 4, 5]
     expect(page.locator("#rec-report")).to_contain_text(f"共 {api['rows']} 行")
 
+    # a real-time TripUpdates snapshot of its feed: applied, its status shown
+    page.get_by_label("数据源编号（feed id）").fill("yx-bus")
+    page.get_by_label("TripUpdates 文件（protobuf）").set_input_files(
+        {"name": "trip-updates.pb", "mimeType": "application/x-protobuf", "buffer": _trip_updates()})
+    page.get_by_role("button", name="上传实时数据").click()
+    expect(page.locator("#rt-result")).to_contain_text("yx-bus 的实时快照")
+    expect(page.locator("#rt-result")).to_contain_text("未匹配车次 1")
+
+
+def _trip_updates() -> bytes:
+    import time
+
+    from google.transit import gtfs_realtime_pb2
+
+    msg = gtfs_realtime_pb2.FeedMessage()
+    msg.header.gtfs_realtime_version = "2.0"
+    msg.header.timestamp = int(time.time())
+    entity = msg.entity.add()
+    entity.id = "1"
+    entity.trip_update.trip.trip_id = "no-such-trip"
+    stu = entity.trip_update.stop_time_update.add()
+    stu.stop_sequence = 1
+    stu.departure.delay = 60
+    return msg.SerializeToString()
+
 
 def test_regulator_coverage_page_shows_the_api_numbers_and_verifies_the_audit_log(desktop_page, demo, shots) -> None:  # noqa: ANN001
     page = desktop_page

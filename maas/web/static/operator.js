@@ -2,6 +2,7 @@ document.addEventListener("alpine:init", () => {
   Alpine.data("operatorConsole", () => ({
     isAdmin: false, operatorId: null, runs: [], runId: "", statement: null, disputes: [], gates: [],
     recFile: null, report: null, dispute: {run_id: "", leg_id: "", line_kind: "regular", reason: ""},
+    rtFeed: "", rtFile: null, rtResult: null,
     busy: false, error: "",
     async init() {
       const s = MaaS.requireRole(["operator", "admin"]);
@@ -52,6 +53,14 @@ document.addEventListener("alpine:init", () => {
       try {
         const text = await this.recFile.text();
         this.report = await MaaS.api("POST", "/v1/reconciliations", text, {headers: {"Content-Type": "text/csv"}});
+      } catch (e) { this.error = e.text; }
+      finally { this.busy = false; }
+    },
+    async uploadRealtime() {
+      this.error = ""; this.busy = true; this.rtResult = null;
+      try {
+        this.rtResult = await MaaS.api("POST", `/v1/realtime/${encodeURIComponent(this.rtFeed.trim())}`, this.rtFile,
+                                       {headers: {"Content-Type": "application/x-protobuf"}});
       } catch (e) { this.error = e.text; }
       finally { this.busy = false; }
     },
