@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
@@ -72,9 +72,20 @@ class GateOut(BaseModel):
     created_at: dt.datetime
 
 
+def _signable(request: Request, qr_alg: str) -> None:
+    """An operator may only choose an algorithm this deployment has an issuer key for (MAAS_ISSUER_KEYS)."""
+    from maas.journeys import runtime
+
+    algs = runtime(request.app).issuer.algorithms
+    if qr_alg not in algs:
+        raise BadRequest(f"no {qr_alg} issuer key is configured (MAAS_ISSUER_KEYS)", code="qr_algorithm_unavailable",
+                         details={"qr_alg": qr_alg, "available": list(algs)})
+
+
 @router.post("/v1/admin/operators", status_code=status.HTTP_201_CREATED, response_model=OperatorOut,
              responses=error_responses(AlreadyExists, BadRequest, Forbidden))
-def create_operator(body: OperatorIn, session: SessionDep, admin: CurrentAdmin) -> OperatorOut:
+def create_operator(body: OperatorIn, request: Request, session: SessionDep, admin: CurrentAdmin) -> OperatorOut:
+    _signable(request, body.qr_alg)
     if accounts.find_operator(session, body.operator_id) is not None:
         raise AlreadyExists(f"operator {body.operator_id!r} already exists", code="operator_exists")
     op = accounts.ensure_operator(session, operator_id=body.operator_id, name=body.name, kind=body.kind, actor=admin)
@@ -156,12 +167,14 @@ class OperatorSettingsIn(Strict):
 
 @router.patch("/v1/operators/{operator_id}", response_model=OperatorOut, tags=["operators"],
               responses=error_responses(BadRequest, Forbidden, NotFound))
-def update_operator(operator_id: OperatorScope, body: OperatorSettingsIn, session: SessionDep,
+def update_operator(operator_id: OperatorScope, body: OperatorSettingsIn, request: Request, session: SessionDep,
                     principal: OperatorStaffOrAdmin) -> OperatorOut:
     """The operator's QR issuer algorithm (``ed25519`` or ``sm2``): the operator's staff or an admin; audited.
 
-    Codes and credentials already issued stay valid (gates verify both algorithms by ``kid``).
+    Codes and credentials already issued stay valid (gates verify both algorithms by ``kid``). An algorithm
+    without an issuer key in this deployment is refused (``400 qr_algorithm_unavailable``).
     """
+    _signable(request, body.qr_alg)
     op = accounts.get_operator(session, operator_id)
     before = op.qr_alg
     op.qr_alg = body.qr_alg

@@ -144,7 +144,8 @@ def test_an_ed25519_operator_is_unaffected_and_keys_rotate_by_kid(client, login,
     assert demo.now.tzinfo is not None and isinstance(demo.now, dt.datetime)
 
 
-def test_an_admin_chooses_sm2_for_a_new_operator(client, login):
+def test_an_admin_chooses_sm2_for_a_new_operator(client, login, app, settings):
+    _with_sm2_key(app, settings)
     _uid, admin = login("admin")
     r = client.post("/v1/admin/operators", headers=admin, json={"operator_id": "gm-metro", "name": "国密地铁",
                                                                 "qr_alg": "sm2"})
@@ -172,3 +173,15 @@ def test_an_operator_switches_to_sm2_and_another_operator_cannot(client, login, 
     gate, gh = gate_headers(engine, "yunxi-bus", STOP)
     d = client.post("/v1/gates/validate", headers=gh, json={"gate_id": gate, "stop_id": STOP, "payload": after})
     assert d.json()["result"] == "accepted", d.text
+
+
+def test_sm2_cannot_be_chosen_without_an_sm2_issuer_key(client, login, engine, demo):
+    """Otherwise every code of the operator's tickets would fail (503) until a key is configured."""
+    _uid, staff = login("operator", "yunxi-bus")
+    r = client.patch("/v1/operators/yunxi-bus", headers=staff, json={"qr_alg": "sm2"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "qr_algorithm_unavailable", r.text
+    _uid, admin = login("admin")
+    r = client.post("/v1/admin/operators", headers=admin, json={"operator_id": "gm2", "name": "x", "qr_alg": "sm2"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "qr_algorithm_unavailable", r.text
+    h, ticket = _ticket(client, login, demo)
+    assert client.get(f"/v1/tickets/{ticket['ticket_id']}/qr", headers=h).status_code == 200
