@@ -79,6 +79,10 @@ from collections.abc import Iterator as _Iterator
 BACKENDS = [b.strip() for b in os.environ.get("MAAS_TEST_BACKENDS", "embedded,postgres").split(",") if b.strip()]
 PG_ADMIN_URL = os.environ.get("MAAS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_TEST_URL = os.environ.get("MAAS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw"):
+    # pytest -n N: each worker flushes a Redis database of its own (15, 14, ... from the configured one down)
+    _base, _, _db = REDIS_TEST_URL.rpartition("/")
+    REDIS_TEST_URL = f"{_base}/{int(_db or 0) - int(os.environ['PYTEST_XDIST_WORKER'][2:])}"
 # Generous limits so functional tests never trip them; tests/maas/test_ratelimit.py checks the limiter itself.
 TEST_RATE_LIMITS = "auth=100000/60,plan=100000/60,gates=1000000/60"
 
