@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import httpx
 import pytest
 from playwright.sync_api import expect
@@ -109,6 +111,16 @@ def test_regulator_coverage_page_shows_the_api_numbers_and_verifies_the_audit_lo
     expect(page.locator("#by-grade tbody tr")).to_have_count(len(api["by_grade"]))
     expect(page.locator("#maturity-level")).to_contain_text("等级")
     page.locator("#metrics tbody tr").first.wait_for()
+    # metrics over time: six months, a Chart.js chart drawn, suppressed cells marked in the table
+    expect(page.locator("#trend-table thead th")).to_have_count(7)
+    page.wait_for_function("document.getElementById('trend-chart').width > 0 && typeof Chart !== 'undefined'"
+                           " && Chart.getChart('trend-chart') !== undefined")
+    month = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m")  # the browser runs in UTC+8
+    users = httpx.get(f"{demo.base}/v1/audit/metrics", params={"period": month}, timeout=60,
+                      headers={"Authorization": f"Bearer {token['access_token']}"}).json()["users"]["total"]
+    last = page.locator("#trend-table tbody tr", has_text="users.total").locator("td").last
+    assert last.inner_text() == ("已隐藏" if users["suppressed"] else str(users["value"]))
+    assert users["suppressed"], "the demo's handful of accounts is below k: a suppressed cell is shown as such"
     page.screenshot(path=str(shots / "regulator-console.png"), full_page=True)
     assert_accessible(page, "the regulator console")
     page.get_by_role("button", name="校验审计日志").click()

@@ -1,10 +1,24 @@
+let trendChart = null;  // outside Alpine's reactive state (its proxies break Chart.js objects)
+function drawTrend(trend) {
+  const el = document.getElementById("trend-chart");
+  if (!el || typeof Chart === "undefined") return;
+  const colours = ["#1d4ed8", "#15803d", "#b45309", "#7c3aed"];
+  const data = {labels: trend.months.slice(), datasets: trend.rows.map((row, i) => ({
+    label: row.key, borderColor: colours[i % colours.length], backgroundColor: colours[i % colours.length],
+    data: row.cells.map((c) => (c && !c.suppressed && c.value !== null ? c.value : null)), spanGaps: false}))};
+  if (trendChart) trendChart.destroy();
+  trendChart = new Chart(el, {type: "line", data, options: {animation: false, maintainAspectRatio: false,
+    scales: {y: {beginAtZero: true}}}});
+}
+
 document.addEventListener("alpine:init", () => {
   Alpine.data("regulatorConsole", () => ({
     coverage: null, metrics: null, maturity: null, verified: null, busy: false, error: "",
+    trend: {months: [], rows: []},
     month: new Date().toISOString().slice(0, 7),
     async init() {
       if (!MaaS.requireRole(["regulator", "admin"])) return;
-      await Promise.all([this.loadCoverage(), this.loadMetrics(), this.loadMaturity()]);
+      await Promise.all([this.loadCoverage(), this.loadMetrics(), this.loadMaturity(), this.loadTrend()]);
     },
     pct(x) { return x === null || x === undefined ? "—" : (Math.round(x * 1000) / 10).toFixed(1) + "%"; },
     monthParam() { return this.month ? "&period=" + encodeURIComponent(this.month) : ""; },
@@ -32,6 +46,23 @@ document.addEventListener("alpine:init", () => {
         for (const k of ["legs", "gross", "legs_refunded"]) rows.push({key: `revenue.${r.operator_id}.${k}`, cell: r[k]});
       }
       return rows;
+    },
+    // the last six months of a few metrics: a table (suppressed cells marked) and a Chart.js line chart
+    // whose suppressed points are gaps
+    async loadTrend() {
+      const months = [];
+      const d = new Date();
+      for (let i = 5; i >= 0; i--) {
+        const x = new Date(d.getFullYear(), d.getMonth() - i, 1);
+        months.push(`${x.getFullYear()}-${String(x.getMonth() + 1).padStart(2, "0")}`);
+      }
+      const KEYS = [["journeys", "total"], ["orders", "total"], ["validations", "total"], ["users", "total"]];
+      try {
+        const all = await Promise.all(months.map((m) => MaaS.api("GET", "/v1/audit/metrics?period=" + m)));
+        this.trend = {months, rows: KEYS.map(([g, k]) => ({key: `${g}.${k}`,
+          cells: all.map((r) => (r[g] && r[g][k] && typeof r[g][k] === "object" && "suppressed" in r[g][k]) ? r[g][k] : null)}))};
+        this.$nextTick(() => drawTrend(this.trend));
+      } catch (e) { this.error = e.text; }
     },
     async verify() {
       this.busy = true; this.error = "";
