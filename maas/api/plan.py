@@ -126,6 +126,25 @@ class RealtimeOut(BaseModel):
     warnings: list[str]
 
 
+async def _feed_message(request: Request, feed_id: str, principal: Any) -> tuple[FeedRecord, Any, bytes]:
+    """The feed a real-time upload is for (404, operator scope), the loaded planner and the non-empty body.
+
+    The feed look-up and the timetable load happen before the request's own transaction starts: on
+    SQLite a second connection could not read while the request's connection holds the write lock.
+    """
+    with session_scope(request.app.state.engine) as lookup:
+        record = lookup.get(FeedRecord, feed_id)
+    if record is None:
+        raise FeedNotFound(f"no imported feed {feed_id!r}", details={"feed_id": feed_id})
+    check_operator_scope(principal, record.operator_id)
+    planner = request.app.state.planner
+    await anyio.to_thread.run_sync(planner.current)
+    data = await request.body()
+    if not data:
+        raise RealtimeError("the body must be a GTFS-Realtime FeedMessage (protobuf)")
+    return record, planner, data
+
+
 @realtime_router.post(
     "/v1/realtime/{feed_id}", response_model=RealtimeOut,
     responses=error_responses(RealtimeError, NoFeeds, FeedNotFound, Forbidden),
@@ -146,18 +165,7 @@ async def load_realtime(feed_id: str, request: Request, session: SessionDep,
     holding no TripUpdates (Service Alerts, VehiclePositions) is a 422 ``not_trip_updates``.
     Admins, or staff of the operator that owns the feed. Every worker picks it up within a second.
     """
-    # Feed look-up and timetable load happen before this request's own transaction starts: on SQLite a
-    # second connection could not read while the request's connection holds the write lock.
-    with session_scope(request.app.state.engine) as lookup:
-        record = lookup.get(FeedRecord, feed_id)
-    if record is None:
-        raise FeedNotFound(f"no imported feed {feed_id!r}", details={"feed_id": feed_id})
-    check_operator_scope(principal, record.operator_id)
-    planner = request.app.state.planner
-    await anyio.to_thread.run_sync(planner.current)
-    data = await request.body()
-    if not data:
-        raise RealtimeError("the body must be a GTFS-Realtime FeedMessage (protobuf)")
+    record, planner, data = await _feed_message(request, feed_id, principal)
     info = await anyio.to_thread.run_sync(planner.apply_realtime, data, feed_id, source)
     audit.record(session, action="realtime.load", actor_id=principal.subject, actor_role=principal.role,
                  target=feed_id, operator_id=record.operator_id, details={"counts": info["counts"]})
@@ -185,16 +193,7 @@ async def load_alerts(feed_id: str, request: Request, session: SessionDep,
 
     Admins, or staff of the operator that owns the feed. Every worker picks them up within a second.
     """
-    with session_scope(request.app.state.engine) as lookup:
-        record = lookup.get(FeedRecord, feed_id)
-    if record is None:
-        raise FeedNotFound(f"no imported feed {feed_id!r}", details={"feed_id": feed_id})
-    check_operator_scope(principal, record.operator_id)
-    planner = request.app.state.planner
-    await anyio.to_thread.run_sync(planner.current)
-    data = await request.body()
-    if not data:
-        raise RealtimeError("the body must be a GTFS-Realtime FeedMessage (protobuf)")
+    record, planner, data = await _feed_message(request, feed_id, principal)
     info = await anyio.to_thread.run_sync(planner.apply_alerts, data, feed_id)
     audit.record(session, action="realtime.alerts", actor_id=principal.subject, actor_role=principal.role,
                  target=feed_id, operator_id=record.operator_id, details={"counts": info["counts"]})

@@ -13,19 +13,6 @@ from maas.cli import main
 from maas.settings import get_settings
 
 
-@pytest.fixture
-def cli_env(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
-    monkeypatch.setenv("MAAS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.delenv("REDIS_URL", raising=False)
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
-    from maas.db import dispose_engines
-
-    dispose_engines()
-
-
 def test_users_and_gates_create(cli_env, capsys) -> None:  # noqa: ANN001
     assert main(["db", "upgrade"]) == 0
     assert main(["users", "create", "--role", "admin", "--phone", "13800000000", "--password", "long-enough"]) == 0

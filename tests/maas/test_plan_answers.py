@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from maas.cli import main
-from maas.settings import get_settings
 from routing.compile import CompileOptions, compile_timetable
 from routing.feeds import FeedSource
 from routing.search import PlanRequest, plan_answer
@@ -169,19 +168,6 @@ def test_http_empty_answers_say_why(client, small_feed) -> None:  # noqa: ANN001
 
 # ---------------------------------------------------------------------------------------------------
 # item 8 in the CLI
-
-
-@pytest.fixture
-def cli_env(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
-    monkeypatch.setenv("MAAS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.delenv("REDIS_URL", raising=False)
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
-    from maas.db import dispose_engines
-
-    dispose_engines()
 
 
 def test_cli_empty_answers_say_why(cli_env, capsys) -> None:  # noqa: ANN001

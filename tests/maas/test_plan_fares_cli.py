@@ -5,26 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 
 from maas.cli import main
-from maas.settings import get_settings
 
 TC_ZIP = "transcollines-fares-v2/transcollines-qc-ca-fares.zip"
 DEPART = "2026-03-04T05:30:00-05:00"
-
-
-@pytest.fixture
-def cli_env(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
-    monkeypatch.setenv("MAAS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.delenv("REDIS_URL", raising=False)
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
-    from maas.db import dispose_engines
-
-    dispose_engines()
 
 
 def test_cli_plan_optimizes_fare_and_respects_max_fare(cli_env, capsys, shared_data: Path) -> None:  # noqa: ANN001

@@ -6,10 +6,8 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-import pytest
 
 from maas.cli import main
-from maas.settings import get_settings
 from routing.compile import compile_timetable
 from routing.feeds import FeedSource
 from routing.realtime import apply_trip_updates
@@ -17,19 +15,6 @@ from routing.search import PlanRequest, plan
 
 DEPART = "2023-11-07T16:50:00-08:00"
 FROM, TO = "ct:70232", "ct:70272"  # trip 124 runs late between these platforms in the snapshot
-
-
-@pytest.fixture
-def cli_env(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
-    monkeypatch.setenv("MAAS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.delenv("REDIS_URL", raising=False)
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
-    from maas.db import dispose_engines
-
-    dispose_engines()
 
 
 def _times(its: list[dict]) -> list[tuple[str, str]]:
