@@ -57,12 +57,13 @@ def _fail_once_at(monkeypatch: pytest.MonkeyPatch, stage: str) -> dict[str, int]
     return fired
 
 
-@pytest.mark.parametrize("recovery", ["retry", "job", "webhook"])
-@pytest.mark.parametrize("stage", ["before_provider", "after_provider", "ledger", "before_commit"])
+# Every failure point with every way of recovering, but a webhook after a crash before Stripe was called
+# (there is no Stripe refund, so no webhook to wait for).
+@pytest.mark.parametrize(("stage", "recovery"), [
+    (stage, recovery) for stage in ("before_provider", "after_provider", "ledger", "before_commit")
+    for recovery in ("retry", "job", "webhook") if (stage, recovery) != ("before_provider", "webhook")])
 def test_injected_failures_never_pay_twice_or_unrecorded(client, login, engine, demo, app, stripe_server,
                                                          monkeypatch, stage, recovery):  # noqa: ANN001
-    if stage == "before_provider" and recovery == "webhook":
-        pytest.skip("Stripe was never called: there is no webhook to wait for")
     fake, _base = stripe_server
     _uid, h = login("passenger")
     _offer, order = buy_and_pay(client, fake, h, journey(client, demo), [traveler("张三"), traveler("李四")])
