@@ -27,7 +27,7 @@ def _client(settings, address: str = "198.51.100.7", **updates) -> TestClient:  
 
 def test_a_fresh_authorization_header_does_not_reset_the_address_budget(settings) -> None:  # noqa: ANN001
     body = {"phone": "13000000000", **WRONG}
-    with _client(settings, rate_limits="auth=3/60") as c:
+    with _client(settings, rate_limits="auth=3/3600") as c:
         codes = [c.post("/v1/auth/token", json=body, headers={"Authorization": f"Bearer junk-{i}"}).status_code
                  for i in range(6)]
     assert codes[:3] == [401, 401, 401]
@@ -36,7 +36,7 @@ def test_a_fresh_authorization_header_does_not_reset_the_address_budget(settings
 
 def test_x_forwarded_for_is_ignored_from_untrusted_peers(settings) -> None:  # noqa: ANN001
     body = {"phone": "13000000000", **WRONG}
-    with _client(settings, rate_limits="auth=3/60") as c:
+    with _client(settings, rate_limits="auth=3/3600") as c:
         codes = [c.post("/v1/auth/token", json=body, headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code
                  for i in range(6)]
     assert codes[3:] == [429, 429, 429], codes
@@ -44,7 +44,7 @@ def test_x_forwarded_for_is_ignored_from_untrusted_peers(settings) -> None:  # n
 
 def test_x_forwarded_for_is_honoured_from_a_trusted_proxy(settings) -> None:  # noqa: ANN001
     body = {"phone": "13000000000", **WRONG}
-    with _client(settings, address="10.0.0.5", rate_limits="auth=2/60", trusted_proxies="10.0.0.0/8") as c:
+    with _client(settings, address="10.0.0.5", rate_limits="auth=2/3600", trusted_proxies="10.0.0.0/8") as c:
         def post(xff: str) -> int:
             return c.post("/v1/auth/token", json=body, headers={"X-Forwarded-For": xff}).status_code
 
@@ -124,7 +124,7 @@ def test_backoff_ends_and_then_grows(settings, make_user) -> None:  # noqa: ANN0
 
 @pytest.mark.parametrize("route", ["/v1/auth/register", "/v1/auth/refresh"])
 def test_other_auth_routes_are_keyed_by_address(settings, route) -> None:  # noqa: ANN001
-    with _client(settings, rate_limits="auth=2/60") as c:
+    with _client(settings, rate_limits="auth=2/3600") as c:
         codes = [c.post(route, json={}, headers={"Authorization": f"Bearer junk-{i}"}).status_code for i in range(4)]
     assert codes[2:] == [429, 429], codes
 

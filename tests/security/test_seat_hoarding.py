@@ -71,7 +71,7 @@ def test_the_account_cap_spans_departures_and_paid_seats_do_not_count(client, lo
 def test_offers_are_rate_limited(client, login, app, demo):  # noqa: ANN001
     from maas.ratelimit import parse_limits
 
-    app.state.rate_limits = {**app.state.rate_limits, **parse_limits("offers=3/60")}
+    app.state.rate_limits = {**app.state.rate_limits, **parse_limits("offers=3/3600")}
     _uid, h = login("passenger")
     it = journey(client, demo)
     answers = [_offer(client, h, it, NINE[:1]) for _ in range(4)]
