@@ -58,6 +58,8 @@ class StatementPublic(BaseModel):
     digest: str
     totals: OperatorTotals
     lines: list[LinePublic]
+    #: ``{feed_id, agency_id, name}``: the GTFS agencies whose legs the operator is paid for (filled by the shell)
+    agencies: list[dict[str, str]] = []
 
 
 class DisputePublic(BaseModel):

@@ -26,21 +26,31 @@ def feeds_import(
     feed_id: Annotated[str, typer.Option("--feed-id", help="namespace of the feed's ids")],
     operator: Annotated[str | None, typer.Option("--operator", help="operator id (default: the feed id)")] = None,
     operator_name: Annotated[str | None, typer.Option("--operator-name", help="display name of a new operator")] = None,
+    agency_operator: Annotated[list[str] | None, typer.Option(
+        "--agency-operator", help="AGENCY_ID=OPERATOR_ID: that agency's routes belong to that operator (repeatable; "
+                                  "default for a feed with several agencies: <feed id>.<agency id>)")] = None,
 ) -> None:
     """Import a GTFS feed, compile the timetable of all imported feeds, print a validation summary."""
     from maas.feeds import build_timetable, import_feed, list_sources
     from routing.errors import FeedError
 
+    overrides: dict[str, str] = {}
+    for item in agency_operator or []:
+        agency_id, sep, op_id = item.partition("=")
+        if not sep or not agency_id.strip() or not op_id.strip():
+            raise CliError(f"--agency-operator takes AGENCY_ID=OPERATOR_ID (got {item!r})")
+        overrides[agency_id.strip()] = op_id.strip()
     _upgrade()
     try:
         with _session_scope() as session:
-            _, report = import_feed(session, path=path, feed_id=feed_id, operator_id=operator,
-                                    operator_name=operator_name)
+            record, report = import_feed(session, path=path, feed_id=feed_id, operator_id=operator,
+                                         operator_name=operator_name, agency_operators=overrides)
+            agency_lines = [f"  agency {a} -> operator {o}" for a, o in sorted(record.agency_operators.items())]
     except FeedError as exc:
         report = exc.report
         typer.echo(report.to_text() if report is not None else f"error: {exc.message}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(report.to_text())
+    typer.echo("\n".join([report.to_text(), *agency_lines]))
     with _session_scope() as session:
         sources = list_sources(session)
     tt, cached = build_timetable(_settings(), sources)

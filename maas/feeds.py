@@ -6,6 +6,8 @@ feeds belong to which operator and composes them into one timetable.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 
 from sqlmodel import Session, select
@@ -32,6 +34,45 @@ class InvalidFeedId(MaasError):
     code = "invalid_feed_id"
 
 
+class UnknownAgency(MaasError):
+    code = "unknown_agency"
+
+
+def default_agency_operator_id(feed_id: str, agency_id: str) -> str:
+    """The operator id an agency of a several-agency feed gets by default: ``<feed_id>.<agency_id>``.
+
+    Deterministic; an agency id that is not a valid operator-id suffix (characters outside
+    ``[A-Za-z0-9_.-]``, or too long) is slugged and suffixed with 8 hex digits of its sha256, so
+    two agencies never share an operator by accident.
+    """
+    plain = f"{feed_id}.{agency_id}"
+    if agency_id and len(plain) <= 64 and accounts.OPERATOR_ID_RE.match(plain):
+        return plain
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", agency_id).strip("-")[:12] or "agency"
+    digest = hashlib.sha256(agency_id.encode()).hexdigest()[:8]
+    return f"{feed_id[:64 - len(slug) - 10]}.{slug}-{digest}"
+
+
+def agency_operator_map(feed_id: str, agencies: list[dict[str, str]], *, stored: dict[str, str] | None = None,
+                        overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """``agency_id -> operator_id`` for a feed's agencies.
+
+    One agency: nothing (the feed's operator owns every route, as before). Several: one operator
+    per agency (`default_agency_operator_id`). Then the mapping stored at the previous import (for
+    agencies still in the feed: a re-import keeps earlier overrides), then ``overrides``.
+    Raises `UnknownAgency` when an override names an agency the feed does not have.
+    """
+    ids = [a["agency_id"] for a in agencies]
+    unknown = sorted(set(overrides or {}) - set(ids))
+    if unknown:
+        raise UnknownAgency(f"feed {feed_id} has no agency {', '.join(map(repr, unknown))}",
+                            details={"unknown": unknown, "agencies": ids})
+    mapping = {a: default_agency_operator_id(feed_id, a) for a in ids} if len(ids) > 1 else {}
+    mapping.update({a: o for a, o in (stored or {}).items() if a in ids})
+    mapping.update(overrides or {})
+    return mapping
+
+
 def compile_options(settings: Settings, footpaths_file: Path | None = None) -> CompileOptions:
     return CompileOptions(walk_radius_m=settings.walk_radius_m, walk_speed_m_s=settings.walk_speed_m_s,
                           footpaths_file=footpaths_file)
@@ -39,9 +80,12 @@ def compile_options(settings: Settings, footpaths_file: Path | None = None) -> C
 
 def import_feed(session: Session, *, path: Path, feed_id: str, operator_id: str | None = None,
                 operator_name: str | None = None, operator_kind: str | None = None,
+                agency_operators: dict[str, str] | None = None,
                 actor: Principal | None = None) -> tuple[FeedRecord, FeedReport]:
-    """Validate a feed and register it (creating its operator if new).
+    """Validate a feed and register it (creating its operators if new).
 
+    ``operator_id`` (default: the feed id) owns the feed; the routes of each agency belong to the
+    operator `agency_operator_map` gives it (``agency_operators`` overrides: ``agency_id -> operator_id``).
     A broken feed raises `routing.errors.FeedError` carrying the readable report; nothing is recorded.
     """
     path = Path(path).expanduser().resolve()
@@ -54,10 +98,17 @@ def import_feed(session: Session, *, path: Path, feed_id: str, operator_id: str 
     report = validate_feed(source)
     if not report.ok:
         raise FeedError(f"feed {feed_id} was refused: {len(report.problems)} problem(s)", report=report)
+    record = session.get(FeedRecord, feed_id)
+    mapping = agency_operator_map(feed_id, report.agencies, stored=record.agency_operators if record else None,
+                                  overrides=agency_operators)
     accounts.ensure_operator(session, operator_id=operator_id, name=operator_name, kind=operator_kind, actor=actor)
-    record = session.get(FeedRecord, feed_id) or FeedRecord(feed_id=feed_id, operator_id=operator_id, path="",
-                                                            sha256="")
+    names = {a["agency_id"]: a["name"] for a in report.agencies}
+    for agency_id, agency_operator in sorted(mapping.items()):
+        accounts.ensure_operator(session, operator_id=agency_operator, name=names.get(agency_id) or None,
+                                 kind=operator_kind, actor=actor)
+    record = record or FeedRecord(feed_id=feed_id, operator_id=operator_id, path="", sha256="")
     record.operator_id = operator_id
+    record.agency_operators = mapping
     record.path = str(path)
     record.sha256 = source_hash(source)
     record.summary = report.to_dict()
@@ -65,13 +116,14 @@ def import_feed(session: Session, *, path: Path, feed_id: str, operator_id: str 
     session.flush()
     audit.record(session, action="feed.import", actor_id=actor.subject if actor else None,
                  actor_role=actor.role if actor else "system", target=feed_id, operator_id=operator_id,
-                 details={"sha256": record.sha256, "counts": report.counts})
+                 details={"sha256": record.sha256, "counts": report.counts, "agency_operators": mapping})
     return record, report
 
 
 def list_sources(session: Session) -> list[FeedSource]:
     rows = session.exec(select(FeedRecord).order_by(FeedRecord.feed_id)).all()
-    return [FeedSource(feed_id=r.feed_id, path=Path(r.path), operator_id=r.operator_id) for r in rows]
+    return [FeedSource(feed_id=r.feed_id, path=Path(r.path), operator_id=r.operator_id,
+                       agency_operators=r.agency_operators or {}) for r in rows]
 
 
 def build_timetable(settings: Settings, sources: list[FeedSource],

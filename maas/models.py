@@ -97,6 +97,8 @@ class FeedRecord(SQLModel, table=True):
     sha256: str = Field(max_length=64)
     imported_at: dt.datetime = _ts()
     summary: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    #: GTFS agency_id -> operator owning that agency's routes (issue 13 item 10); others: ``operator_id``
+    agency_operators: dict[str, str] = Field(default_factory=dict, sa_type=sa.JSON)
 
 
 class AuditEntry(SQLModel, table=True):

@@ -481,6 +481,8 @@ def _merge(parts: list[_FeedPart], options: CompileOptions) -> Timetable:
         route_modes=cat([r["mode"] for r in routes], np.int8),
         route_feed=np.repeat(np.arange(F), np.diff(rt_off)).astype(np.int32),
         route_agency_names=_u(np.concatenate([r.agency_name.to_numpy() for r in routes])),
+        route_agency_ids=_u(np.concatenate([r.agency_id.to_numpy() for r in routes])),
+        route_operator_ids=_u(np.concatenate([r.operator_id.to_numpy() for r in routes])),
         trip_ids=trip_ids_a,
         trip_route=cat(trip_route, np.int32),
         trip_service=cat(trip_service, np.int32),

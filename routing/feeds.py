@@ -66,17 +66,22 @@ class FeedSource:
     """One GTFS feed to import: a zip file or a folder of ``.txt`` tables.
 
     ``feed_id`` namespaces every id of the feed (``<feed_id>:<gtfs id>``) and must
-    not contain ``:``; ``operator_id`` (default: the feed id) owns its routes.
+    not contain ``:``; ``operator_id`` (default: the feed id) owns its routes, except
+    those of an agency named in ``agency_operators`` (``agency_id -> operator_id``,
+    given as a mapping or pairs, stored as sorted pairs): that operator owns them.
     """
 
     feed_id: str
     path: Path
     operator_id: str = ""
+    agency_operators: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
         if not self.operator_id:
             object.__setattr__(self, "operator_id", self.feed_id)
+        pairs = dict(self.agency_operators)  # a mapping or pairs
+        object.__setattr__(self, "agency_operators", tuple(sorted((str(a), str(o)) for a, o in pairs.items())))
 
 
 @dataclass
@@ -95,6 +100,7 @@ class FeedReport:
     start_date: date | None = None
     end_date: date | None = None
     timezone: str | None = None
+    agencies: list[dict[str, str]] = field(default_factory=list)  #: ``{agency_id, name}`` of agency.txt
     warnings: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -127,6 +133,7 @@ class FeedReport:
             "start_date": self.start_date.isoformat() if self.start_date else None,
             "end_date": self.end_date.isoformat() if self.end_date else None,
             "timezone": self.timezone,
+            "agencies": [dict(a) for a in self.agencies],
             "warnings": list(self.warnings),
             "problems": list(self.problems),
         }
@@ -144,7 +151,7 @@ class ParsedFeed:
     source: FeedSource
     timezone: str
     stops: pd.DataFrame  # stop_id, stop_name, stop_lat, stop_lon, location_type, parent, wheelchair_boarding, stop_timezone
-    routes: pd.DataFrame  # route_id, route_short_name, route_long_name, route_type, mode, agency_name
+    routes: pd.DataFrame  # route_id, route_short_name, route_long_name, route_type, mode, agency_name, agency_id, operator_id
     trips: pd.DataFrame  # trip_id, route, service, shape, trip_headsign, wheelchair_accessible
     service_ids: np.ndarray  # (V,) str
     service_days: np.ndarray  # (V, D) uint8
@@ -438,6 +445,11 @@ class _Parser:
             dup = aid[aid.duplicated() & aid.notna()]
             if len(dup):
                 self.problem(f"agency.txt: duplicate agency_id {_examples(dup.unique())}")
+        ids = _strip(ag["agency_id"]) if "agency_id" in ag.columns else pd.Series([pd.NA] * len(ag), dtype="string")
+        names = _strip(ag["agency_name"]).fillna("")
+        for a, n in zip(ids.fillna("").tolist(), names.tolist()):
+            if all(a != x["agency_id"] for x in self.r.agencies):
+                self.r.agencies.append({"agency_id": a, "name": n})
         tzs = _strip(ag["agency_timezone"]).dropna().unique().tolist()
         if not tzs:
             self.problem("agency.txt: agency_timezone is blank")
@@ -535,7 +547,9 @@ class _Parser:
         if (short.isna() & long_.isna()).any():
             self.warn(f"routes.txt: {int((short.isna() & long_.isna()).sum())} route(s) have neither short nor long name")
         ag = self.table("agency")
+        # a route without a (known) agency_id belongs to the first agency, as with a one-agency feed
         agency_name = np.full(len(df), str(_strip(ag["agency_name"]).fillna("").iloc[0]), dtype=object)
+        agency_id = np.full(len(df), self.r.agencies[0]["agency_id"] if self.r.agencies else "", dtype=object)
         if "agency_id" in df.columns and "agency_id" in ag.columns and len(ag) > 1:
             first = ~_strip(ag["agency_id"]).duplicated().to_numpy()
             aidx = pd.Index(_strip(ag["agency_id"])[first])
@@ -545,6 +559,9 @@ class _Parser:
                 self.warn(f"routes.txt: {int((pos < 0).sum())} route(s) name an unknown agency_id")
             names = _strip(ag["agency_name"]).fillna("").to_numpy(dtype=object)[first]
             agency_name = np.where(pos >= 0, names[np.maximum(pos, 0)], agency_name)
+            agency_id = np.where(pos >= 0, aidx.to_numpy(dtype=object)[np.maximum(pos, 0)], agency_id)
+        operators = dict(self.source.agency_operators)
+        operator_id = np.array([operators.get(a, self.source.operator_id) for a in agency_id], dtype=object)
         known = (rt >= 0) & ((rt <= 12) | (rt >= 100))
         if (~known).any():
             self.warn(f"routes.txt: unusual route_type value(s) {_examples(np.unique(rt[~known]))} mapped to BUS")
@@ -555,6 +572,8 @@ class _Parser:
             "route_type": rt.astype(np.int32),
             "mode": route_type_to_mode(rt),
             "agency_name": agency_name,
+            "agency_id": agency_id,
+            "operator_id": operator_id,
         })
 
     def _dates(self, s: pd.Series, where: str) -> np.ndarray:

@@ -146,7 +146,8 @@ def _ride_leg(tt: Timetable, prep: _Prepared, ride: tuple[int, int, int, int, in
     short = str(tt.route_short_names[route])
     return {
         "mode": MODES[int(tt.route_modes[route])],
-        "operator_id": str(tt.feed_operator_ids[feed]),
+        "operator_id": str(tt.route_operator_ids[route]),
+        "agency": tt.route_agency(route),
         "feed_id": str(tt.feed_ids[feed]),
         "route_id": str(tt.route_ids[route]),
         "route_name": short or str(tt.route_long_names[route]),

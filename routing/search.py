@@ -482,8 +482,7 @@ def _filters(tt: Timetable, d: _Derived, day_index: tuple[int, ...], req: PlanRe
         allowed = np.array([m in req.modes for m in MODES])
         route_ok &= allowed[tt.route_modes.astype(np.int64)]
     if req.excluded_operators:
-        ops = np.array([o in req.excluded_operators for o in tt.feed_operator_ids.tolist()], dtype=bool)
-        route_ok &= ~ops[tt.route_feed]
+        route_ok &= ~np.isin(tt.route_operator_ids, list(req.excluded_operators))
     slots[~route_ok[tt.trip_route]] = 0
     # per pattern and slot: does any trip run? (INF shift = skip that day in the kernel)
     per_pattern = np.zeros((tt.n_patterns, 3), dtype=bool)

@@ -59,7 +59,7 @@ PICKUP_REGULAR, PICKUP_NONE, PICKUP_PHONE, PICKUP_DRIVER = 0, 1, 2, 3
 TRANSFER_RECOMMENDED, TRANSFER_TIMED, TRANSFER_MIN_TIME, TRANSFER_FORBIDDEN = 0, 1, 2, 3
 
 #: Bumped whenever the layout or the compiler's semantics change; part of the cache key.
-TIMETABLE_VERSION = "1"
+TIMETABLE_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class Timetable:
 
     # ---- feeds ------------------------------------------------------------------------
     feed_ids: np.ndarray  #: (F,) str   feed id, the namespace prefix of every GTFS id of the feed
-    feed_operator_ids: np.ndarray  #: (F,) str   operator owning the feed
+    feed_operator_ids: np.ndarray  #: (F,) str   operator owning the feed (routes: ``route_operator_ids``)
     feed_timezones: np.ndarray  #: (F,) str   IANA agency timezone of the feed (times are local to it)
 
     # ---- stops ------------------------------------------------------------------------
@@ -113,8 +113,10 @@ class Timetable:
     route_long_names: np.ndarray  #: (R,) str
     route_types: np.ndarray  #: (R,) int32 raw GTFS route_type (basic or extended)
     route_modes: np.ndarray  #: (R,) int8  index into :data:`MODES`
-    route_feed: np.ndarray  #: (R,) int32 feed index (operator = ``feed_operator_ids[route_feed]``)
+    route_feed: np.ndarray  #: (R,) int32 feed index
     route_agency_names: np.ndarray  #: (R,) str agency_name of the route's agency
+    route_agency_ids: np.ndarray  #: (R,) str GTFS agency_id of the route's agency ('' when agency.txt has none)
+    route_operator_ids: np.ndarray  #: (R,) str operator owning the route: its agency's (``FeedSource.agency_operators``), else the feed's
 
     # ---- trips (sorted by pattern, then departure) ------------------------------------
     trip_ids: np.ndarray  #: (T,) str   namespaced GTFS trip_id (frequency-expanded trips repeat the id)
@@ -223,6 +225,16 @@ class Timetable:
     @cached_property
     def route_index(self) -> dict[str, int]:
         return {s: i for i, s in enumerate(self.route_ids.tolist())}
+
+    def route_agency(self, r: int) -> dict[str, str]:
+        """``{agency_id, name}`` of route ``r``'s agency (what a leg shows)."""
+        return {"agency_id": str(self.route_agency_ids[r]), "name": str(self.route_agency_names[r])}
+
+    def operator_agencies(self, operator_id: str) -> list[dict[str, str]]:
+        """``{feed_id, agency_id, name}`` of every agency whose routes belong to the operator."""
+        mine = np.flatnonzero(np.asarray(self.route_operator_ids) == operator_id)
+        first = {(int(self.route_feed[r]), str(self.route_agency_ids[r])): int(r) for r in mine[::-1].tolist()}
+        return [{"feed_id": str(self.feed_ids[f]), **self.route_agency(r)} for (f, _a), r in sorted(first.items())]
 
     def find_stop(self, stop_id: str) -> int | None:
         """Index of a namespaced stop id, or ``None``."""

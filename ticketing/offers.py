@@ -148,7 +148,8 @@ def recheck_leg(tt: Timetable, leg: dict[str, Any], i: int, realtime: Any = None
                 return {
                     "leg_index": i,
                     "mode": MODES[int(tt.route_modes[route])],
-                    "operator_id": str(tt.feed_operator_ids[feed]),
+                    "operator_id": str(tt.route_operator_ids[route]),
+                    "agency": tt.route_agency(route),
                     "feed_id": str(tt.feed_ids[feed]),
                     "route_id": str(tt.route_ids[route]),
                     "route_name": str(tt.route_short_names[route]) or str(tt.route_long_names[route]),

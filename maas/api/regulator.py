@@ -55,6 +55,20 @@ class GradeRow(BaseModel):
     with_validator: int
 
 
+class AgencyRef(BaseModel):
+    feed_id: str
+    agency_id: str
+    name: str
+
+
+class AgencyStats(BaseModel):
+    agency_id: str
+    name: str
+    operator_id: str = Field(description="the operator owning the agency's routes (paid for its legs)")
+    routes: int
+    trips_on_day: int
+
+
 class OperatorCoverage(BaseModel):
     operator_id: str
     stations: int
@@ -69,6 +83,7 @@ class OperatorCoverage(BaseModel):
     trips_wheelchair: int
     trips_wheelchair_share: float | None
     by_grade: list[GradeRow]
+    agencies: list[AgencyRef] = Field(default=[], description="GTFS agencies whose routes the operator runs")
 
 
 class Target(BaseModel):
@@ -95,6 +110,7 @@ class FeedStats(BaseModel):
     first_departure: str | None
     last_arrival: str | None
     mean_trip_min: float | None
+    agencies: list[AgencyStats] = []
 
 
 class CoverageOut(BaseModel):

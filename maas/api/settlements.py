@@ -86,7 +86,7 @@ def get_run(run_id: str, session: SessionDep, _: AdminOrRegulator,
 @router.get("/v1/settlements/runs/{run_id}/statements/{operator_id}", response_model=StatementPublic,
             responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with ?format=csv"},
                        **error_responses(Forbidden, RunNotFound)})
-def get_statement(run_id: str, operator_id: OperatorScope, session: SessionDep,
+def get_statement(request: Request, run_id: str, operator_id: OperatorScope, session: SessionDep,
                   format: Annotated[Literal["json", "csv"], Query()] = "json",  # noqa: A002
                   offset: Annotated[int, Query(ge=0, le=2**53)] = 0,
                   limit: Annotated[int | None, Query(ge=1, le=1_000_000)] = None) -> StatementPublic | Response:
@@ -101,7 +101,10 @@ def get_statement(run_id: str, operator_id: OperatorScope, session: SessionDep,
                              line.refunds, line.commission, line.adjustments, line.net, run.currency))
         return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
             "Content-Disposition": f'attachment; filename="statement-{run_id}-{operator_id}.csv"'})
-    return statement_public(run, settlement.operator_totals(session, run_id, operator_id), lines)
+    out = statement_public(run, settlement.operator_totals(session, run_id, operator_id), lines)
+    snap = request.app.state.planner.snapshot  # the loaded timetable (no load inside a statement's transaction)
+    out.agencies = snap.timetable.operator_agencies(operator_id) if snap is not None else []
+    return out
 
 
 class DisputeIn(Strict):

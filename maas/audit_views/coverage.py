@@ -3,7 +3,9 @@
 Definitions (what a regulator can check against the data):
 
 - a **station** is a served stop without a parent station, or a parent station (``location_type``
-  1) whose platforms are served; it belongs to the operator of its feed;
+  1) whose platforms are served; it belongs to the operator of the route of the top mode serving it
+  (the route's agency's operator: the feed's for a one-agency feed; see ``routing.feeds.FeedSource``);
+  trips and routes belong to their agency's operator;
 - a route is **e-ticket enabled** when the platform can price it: its feed has GTFS Fares v2 or v1,
   or an operator fare table covers the route (`ticketing.fares.engine.FareEngine`);
 - a station is **covered** (e-tickets can be sold and validated there) when an e-ticket-enabled
@@ -108,7 +110,14 @@ def _build_static(tt: Timetable, fares: FareEngine | None) -> _Static:
     np.logical_or.at(eticket, entry_station, route_ok[entry_route])
     rank = np.full(S, len(_MODE_PRIORITY), dtype=np.int8)
     np.minimum.at(rank, entry_station, _MODE_RANK[tt.route_modes[entry_route]])
-    operators = tt.feed_operator_ids[tt.stop_feed]
+    # a stop's / station's operator: that of its serving route of the top mode (lowest index on ties)
+    R = len(tt.route_ids)
+    entry_key = _MODE_RANK[tt.route_modes[entry_route]].astype(np.int64) * R + entry_route
+    never = np.iinfo(np.int64).max
+    stop_key, station_key = np.full(S, never, dtype=np.int64), np.full(S, never, dtype=np.int64)
+    np.minimum.at(stop_key, entry_stop, entry_key)
+    np.minimum.at(station_key, entry_station, entry_key)
+    route_ops = tt.route_operator_ids
     # per route, the stations it serves (unique positions)
     order = np.argsort(entry_route, kind="stable")
     r_sorted, st_sorted = entry_route[order], pos_of_station[entry_station[order]]
@@ -118,7 +127,7 @@ def _build_static(tt: Timetable, fares: FareEngine | None) -> _Static:
     _, first = np.unique(tt.trip_ids, return_index=True)
     first.sort()
     trip_route = tt.trip_route[first]
-    trip_operator = tt.feed_operator_ids[tt.route_feed[trip_route]]
+    trip_operator = route_ops[trip_route]
     # boarding stops that are served, wheelchair flag inherited from the parent when 0
     boarding = np.flatnonzero((per_stop > 0) & (tt.stop_location_type == 0))
     own = tt.stop_wheelchair_boarding[boarding]
@@ -126,13 +135,13 @@ def _build_static(tt: Timetable, fares: FareEngine | None) -> _Static:
     inherited = np.where(parent >= 0, tt.stop_wheelchair_boarding[np.maximum(parent, 0)], 0)
     wheel = np.where(own != 0, own, inherited) == 1
     return _Static(
-        station_of_stop=station_of_stop, stations=stations, station_operator=operators[stations],
+        station_of_stop=station_of_stop, stations=stations, station_operator=route_ops[station_key[stations] % R],
         station_ids=tt.stop_ids[stations],
         station_mode=np.array([_MODE_PRIORITY[min(x, len(_MODE_PRIORITY) - 1)] for x in rank[stations]]),
         station_eticket=eticket[stations], route_ok=route_ok, route_stations=route_stations,
         trip_operator=trip_operator, trip_ok=route_ok[trip_route],
         trip_wheelchair=tt.trip_wheelchair_accessible[first] == 1,
-        stop_operator=operators[boarding], stop_wheelchair=wheel, feed_stats={})
+        stop_operator=route_ops[stop_key[boarding] % R], stop_wheelchair=wheel, feed_stats={})
 
 
 def _static(tt: Timetable, fares: FareEngine | None) -> _Static:
@@ -152,7 +161,8 @@ def feed_service_stats(tt: Timetable, day: dt.date) -> list[dict[str, Any]]:
     Per feed: ``routes`` and ``routes_by_mode``, served ``stops``, unique ``trips`` in the timetable,
     ``trips_on_day`` (frequency copies counted), ``service_hours`` and ``service_km`` (sum over the
     day's trips of first-departure-to-last-arrival time and of pattern length), ``first_departure``
-    and ``last_arrival`` as GTFS ``HH:MM:SS`` (may exceed 24:00), ``mean_trip_min``.
+    and ``last_arrival`` as GTFS ``HH:MM:SS`` (may exceed 24:00), ``mean_trip_min``; ``agencies``: per
+    agency of the feed, ``agency_id``, ``name``, the ``operator_id`` owning its routes, ``routes``, ``trips_on_day``.
     """
     T = tt.n_trips
     p = tt.trip_pattern.astype(np.int64)
@@ -184,8 +194,21 @@ def feed_service_stats(tt: Timetable, day: dt.date) -> list[dict[str, Any]]:
             "first_departure": _hms(int(dep0[today].min())) if today.any() else None,
             "last_arrival": _hms(int(arr_last[today].max())) if today.any() else None,
             "mean_trip_min": round(float(dur.mean()) / 60, 1) if today.any() else None,
+            "agencies": _agency_rows(tt, routes, tt.trip_route[today]),
         })
     return out
+
+
+def _agency_rows(tt: Timetable, routes: np.ndarray, trips_route: np.ndarray) -> list[dict[str, Any]]:
+    """Per agency of these routes: ``{agency_id, name, operator_id, routes, trips_on_day}``."""
+    rows: dict[str, dict[str, Any]] = {}
+    for r in routes.tolist():
+        row = rows.setdefault(str(tt.route_agency_ids[r]), {
+            **tt.route_agency(r), "operator_id": str(tt.route_operator_ids[r]), "routes": 0, "trips_on_day": 0})
+        row["routes"] += 1
+    for r, n in zip(*np.unique(trips_route, return_counts=True)):
+        rows[str(tt.route_agency_ids[r])]["trips_on_day"] += int(n)
+    return [rows[a] for a in sorted(rows)]
 
 
 def _hms(seconds: int) -> str:
@@ -271,6 +294,7 @@ def compute_coverage(session: Session, *, timetable: Timetable | None, fares: Fa
             "trips_wheelchair": n_tw, "trips_wheelchair_share": share(n_tw, n_trips),
             "by_grade": _grade_rows([keys[i] for i in s_ix], covered[s_ix], st.station_eticket[s_ix],
                                     validator[s_ix]),
+            "agencies": tt.operator_agencies(op),
         })
     s_all = np.flatnonzero(sel)
     report["by_grade"] = _grade_rows([keys[i] for i in s_all], covered[s_all], st.station_eticket[s_all],
@@ -278,7 +302,7 @@ def compute_coverage(session: Session, *, timetable: Timetable | None, fares: Fa
     coach = np.array([sel[i] and types[i] == "coach_station" and grades[i] is not None and grades[i] <= 2
                       for i in range(len(keys))], dtype=bool)
     coach_routes = np.flatnonzero(tt.route_modes == MODES.index("COACH"))
-    route_ops = tt.feed_operator_ids[tt.route_feed]
+    route_ops = tt.route_operator_ids
     if operator_id is not None:
         coach_routes = coach_routes[route_ops[coach_routes] == operator_id]
     lines_ok = sum(1 for r in coach_routes.tolist()
@@ -286,7 +310,8 @@ def compute_coverage(session: Session, *, timetable: Timetable | None, fares: Fa
     report["targets"] = _targets(int(covered[coach].sum()), int(coach.sum()), lines_ok, len(coach_routes))
     day = stats_date or min(period.end - dt.timedelta(days=1), dt.date.today())
     stats = _stats_cached(st, tt, day)
-    report["feed_stats"] = [s for s in stats if operator_id is None or s["operator_id"] == operator_id]
+    report["feed_stats"] = [s for s in stats if operator_id is None or s["operator_id"] == operator_id
+                            or any(a["operator_id"] == operator_id for a in s["agencies"])]
     return report
 
 
