@@ -223,4 +223,4 @@ def _entry() -> None:
 
 
 # Commands of the domain areas register themselves on `app`.
-from maas import cli_domains, cli_stops  # noqa: E402,F401
+from maas import cli_domains, cli_payments, cli_stops  # noqa: E402,F401

@@ -28,7 +28,7 @@ from maas.redis_client import get_redis
 from maas.settings import Settings
 from ticketing import ledger as tl
 from ticketing.crypto import Keyring
-from ticketing.payments import PaymentProvider, make_provider
+from ticketing.payments import PaymentProvider, Providers, StripeProvider, make_providers, query_payments
 from ticketing.qr import IssuerKeys
 from ticketing.refunds import RefundRules
 from ticketing.tasks import expire_legs, expire_orders
@@ -67,19 +67,54 @@ class TicketingRuntime:
         self.issuer = IssuerKeys(settings.secret("issuer_keys"))
         self.refund_rules = RefundRules.load(settings.refund_rules_file)
         self.ledger = ClearingLedger()
-        self._provider: PaymentProvider | None = None
+        self._providers: Providers | None = None
         self._lock = threading.Lock()
 
     @property
+    def providers(self) -> Providers:
+        """The configured payment rails (built once; an order names one by ``payment_method``)."""
+        if self._providers is None:
+            with self._lock:
+                if self._providers is None:
+                    s = self.settings
+                    self._providers = make_providers(environment=s.environment, configured=configured_rails(s),
+                                                     default=s.default_payment_method,
+                                                     sandbox=s.sandbox_payments)
+        return self._providers
+
+    @property
     def provider(self) -> PaymentProvider:
-        if self._provider is None:
-            s = self.settings
-            self._provider = make_provider(
-                environment=s.environment,
-                stripe_api_key=s.stripe_api_key.get_secret_value() if s.stripe_api_key else None,
-                stripe_webhook_secret=s.stripe_webhook_secret.get_secret_value() if s.stripe_webhook_secret else None,
-                stripe_api_base=s.stripe_api_base)
-        return self._provider
+        """The default rail (orders that name no ``payment_method``)."""
+        return self.providers.get()
+
+
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def configured_rails(s: Settings) -> dict[str, PaymentProvider]:
+    """The rails whose settings are present (each SDK is imported only when its rail is configured)."""
+    rails: dict[str, PaymentProvider] = {}
+    if s.stripe_api_key:
+        rails["stripe"] = StripeProvider(api_key=_secret(s.stripe_api_key) or "",
+                                         webhook_secret=_secret(s.stripe_webhook_secret), api_base=s.stripe_api_base)
+    if s.wechat_pay_mchid:
+        from ticketing.pay_wechat import WeChatPayProvider
+
+        rails["wechat"] = WeChatPayProvider(
+            mchid=s.wechat_pay_mchid, appid=s.wechat_pay_appid or "", private_key=_secret(s.wechat_pay_private_key) or "",
+            cert_serial_no=s.wechat_pay_cert_serial_no or "", apiv3_key=_secret(s.wechat_pay_apiv3_key) or "",
+            notify_url=s.wechat_pay_notify_url or "", platform_public_key=s.wechat_pay_public_key,
+            platform_public_key_id=s.wechat_pay_public_key_id,
+            cert_dir=str(s.wechat_pay_cert_dir) if s.wechat_pay_cert_dir else None, api_base=s.wechat_pay_api_base)
+    if s.alipay_app_id:
+        from ticketing.pay_alipay import AlipayProvider
+
+        rails["alipay"] = AlipayProvider(
+            app_id=s.alipay_app_id, app_private_key=_secret(s.alipay_app_private_key) or "",
+            alipay_public_key=s.alipay_public_key or "", notify_url=s.alipay_notify_url or "",
+            gateway=s.alipay_gateway)
+    return rails
 
 
 def leg_values(session: Session, at: dt.datetime) -> Any:
@@ -108,6 +143,17 @@ def now(app: Any) -> dt.datetime:
     return clock().astimezone(dt.UTC) if clock is not None else utcnow()
 
 
+@job("ticketing.query_payments", order=5)
+def _query_payments(session: Session, settings: Settings, at: dt.datetime) -> str:
+    # Before expiry: a payment whose notification was lost is found and ticketed while the order is payable;
+    # payments of orders no longer payable are closed at their provider.
+    rt = TicketingRuntime(settings)
+    return ", ".join(f"{n} {outcome}" for outcome, n in sorted(query_payments(
+        session, rt.providers, redis_client=get_redis(settings), ledger=ClearingLedger(), now=at,
+        valid_before_s=settings.ticket_valid_before_s, valid_after_s=settings.ticket_valid_after_s).items())
+    ) or "no open payments"
+
+
 @job("ticketing.expire_orders", order=10)
 def _expire_orders(session: Session, settings: Settings, at: dt.datetime) -> str:
     n = expire_orders(session, redis_client=get_redis(settings), now=at)
@@ -119,7 +165,7 @@ def _reconcile_refunds(session: Session, settings: Settings, at: dt.datetime) ->
     # Before expiry: a refund intent left pending by a crash is finished (or given back) first.
     from ticketing.refunds import reconcile_refunds
 
-    counts = reconcile_refunds(session, provider=TicketingRuntime(settings).provider, redis_client=get_redis(settings),
+    counts = reconcile_refunds(session, providers=TicketingRuntime(settings).providers, redis_client=get_redis(settings),
                                ledger=ClearingLedger(), now=at)
     return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no pending refunds"
 

@@ -67,6 +67,49 @@ class Settings(BaseSettings):
     stripe_api_base: str | None = Field(
         default=None, validation_alias=AliasChoices("STRIPE_API_BASE", "MAAS_STRIPE_API_BASE")
     )
+    #: The payment method of an order that names none (``stripe``, ``wechat``, ``alipay``, ``sandbox``);
+    #: default: the first configured in that order, the sandbox outside production.
+    default_payment_method: Literal["stripe", "wechat", "alipay", "sandbox"] | None = None
+    #: Offer the network-free sandbox rail: default only when no real rail is configured; never in production.
+    sandbox_payments: bool | None = None
+
+    # WeChat Pay API v3 (docs/payments-wechat.md): merchant id, the mini-program's appid, the merchant's API
+    # private key (PEM) and its certificate serial number, the APIv3 key (32 chars, decrypts notifications),
+    # the platform's public key (PEM) and id to verify WeChat's signatures (or a directory of platform
+    # certificates), where notifications are sent, and the API base (tests point it at a local server).
+    wechat_pay_mchid: str | None = Field(default=None, validation_alias=AliasChoices(
+        "WECHAT_PAY_MCHID", "MAAS_WECHAT_PAY_MCHID"))
+    wechat_pay_appid: str | None = Field(default=None, validation_alias=AliasChoices(
+        "WECHAT_PAY_APPID", "MAAS_WECHAT_PAY_APPID"))
+    wechat_pay_private_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices(
+        "WECHAT_PAY_PRIVATE_KEY", "MAAS_WECHAT_PAY_PRIVATE_KEY"))
+    wechat_pay_cert_serial_no: str | None = Field(default=None, validation_alias=AliasChoices(
+        "WECHAT_PAY_CERT_SERIAL_NO", "MAAS_WECHAT_PAY_CERT_SERIAL_NO"))
+    wechat_pay_apiv3_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices(
+        "WECHAT_PAY_APIV3_KEY", "MAAS_WECHAT_PAY_APIV3_KEY"))
+    wechat_pay_public_key: str | None = Field(default=None, validation_alias=AliasChoices(
+        "WECHAT_PAY_PUBLIC_KEY", "MAAS_WECHAT_PAY_PUBLIC_KEY"))
+    wechat_pay_public_key_id: str | None = Field(default=None, validation_alias=AliasChoices(
+        "WECHAT_PAY_PUBLIC_KEY_ID", "MAAS_WECHAT_PAY_PUBLIC_KEY_ID"))
+    wechat_pay_cert_dir: Path | None = Field(default=None, validation_alias=AliasChoices(
+        "WECHAT_PAY_CERT_DIR", "MAAS_WECHAT_PAY_CERT_DIR"))
+    wechat_pay_notify_url: str | None = Field(default=None, validation_alias=AliasChoices(
+        "WECHAT_PAY_NOTIFY_URL", "MAAS_WECHAT_PAY_NOTIFY_URL"))
+    wechat_pay_api_base: str | None = Field(default=None, validation_alias=AliasChoices(
+        "WECHAT_PAY_API_BASE", "MAAS_WECHAT_PAY_API_BASE"))
+
+    # Alipay (docs/payments-alipay.md): the app id, the app's private key and Alipay's public key (PEM, RSA2),
+    # where asynchronous notifications are sent, and the gateway (tests point it at a local server).
+    alipay_app_id: str | None = Field(default=None, validation_alias=AliasChoices(
+        "ALIPAY_APP_ID", "MAAS_ALIPAY_APP_ID"))
+    alipay_app_private_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices(
+        "ALIPAY_APP_PRIVATE_KEY", "MAAS_ALIPAY_APP_PRIVATE_KEY"))
+    alipay_public_key: str | None = Field(default=None, validation_alias=AliasChoices(
+        "ALIPAY_PUBLIC_KEY", "MAAS_ALIPAY_PUBLIC_KEY"))
+    alipay_notify_url: str | None = Field(default=None, validation_alias=AliasChoices(
+        "ALIPAY_NOTIFY_URL", "MAAS_ALIPAY_NOTIFY_URL"))
+    alipay_gateway: str | None = Field(default=None, validation_alias=AliasChoices(
+        "ALIPAY_GATEWAY", "MAAS_ALIPAY_GATEWAY"))
 
     # Ticketing: offer/order lifetimes, QR freshness, ticket validity around a leg, platform fare and refund files.
     offer_ttl_s: int = Field(default=600, gt=0)
@@ -256,7 +299,7 @@ def load_settings(**overrides: object) -> Settings:
         err = exc.errors()[0]
         loc = err["loc"][0] if err["loc"] else "?"
         name = str(loc).upper()
-        if not name.startswith(("MAAS_", "DATABASE_URL", "REDIS_URL", "STRIPE_")):
+        if not name.startswith(("MAAS_", "DATABASE_URL", "REDIS_URL", "STRIPE_", "WECHAT_PAY_", "ALIPAY_")):
             name = f"MAAS_{name}"
         raise SettingsError(f"invalid setting {name}: {err['msg']}") from None
     if settings.environment == "production":

@@ -7,6 +7,7 @@ parsing without a network. Endpoints:
 - ``POST /v1/payment_intents``  (form-encoded, ``Idempotency-Key`` honoured)
 - ``POST /v1/refunds``          (``payment_intent`` + ``amount``; refuses more than was captured)
 - ``GET /v1/refunds``           (list, ``payment_intent`` filter, newest first)
+- ``GET /v1/payment_intents/{id}`` and ``POST /v1/payment_intents/{id}/cancel``
 
 `sign_payload` builds the ``Stripe-Signature`` header exactly as Stripe does:
 ``t=<unix>,v1=<hex HMAC-SHA256(secret, f"{t}.{payload}")>``.
@@ -78,6 +79,13 @@ class FakeStripe:
                 params = dict(parse_qsl(query))
                 with fake.lock:
                     fake.requests.append((f"GET {path}", ""))
+                    if path.startswith("/v1/payment_intents/") and path.count("/") == 3:
+                        pi = fake.payment_intents.get(path.rsplit("/", 1)[1])
+                        if pi is None:
+                            return self._send(404, {"error": {"type": "invalid_request_error",
+                                                              "code": "resource_missing",
+                                                              "message": "No such payment_intent"}})
+                        return self._send(200, pi)
                     if path == "/v1/refunds":
                         data = [r for r in fake.refunds.values()
                                 if r["payment_intent"] == params.get("payment_intent", r["payment_intent"])]
@@ -111,6 +119,16 @@ class FakeStripe:
                   "metadata": p.get("metadata", {}), "livemode": False, "created": int(time.time()),
                   "amount_received": 0}
             self.payment_intents[pi_id] = pi
+            return 200, pi
+        if path.startswith("/v1/payment_intents/") and path.endswith("/cancel"):
+            pi = self.payment_intents.get(path.split("/")[3])
+            if pi is None:
+                return 404, {"error": {"type": "invalid_request_error", "message": "No such payment_intent"}}
+            if pi["status"] in ("succeeded", "canceled"):
+                return 400, {"error": {"type": "invalid_request_error", "code": "payment_intent_unexpected_state",
+                                       "message": f"You cannot cancel this PaymentIntent because it has a status of "
+                                                  f"{pi['status']}."}}
+            pi["status"] = "canceled"
             return 200, pi
         if path == "/v1/refunds":
             pi = self.payment_intents.get(p.get("payment_intent", ""))

@@ -140,6 +140,27 @@ class ProviderNotAvailable(TicketingError):
     status = 503
 
 
+class PaymentMethodUnavailable(TicketingError):
+    """The order names a payment method this deployment does not offer (or not configured)."""
+
+    code = "payment_method_unavailable"
+    status = 422
+
+
+class PayerRequired(TicketingError):
+    """The payment method needs the payer's id at the provider (WeChat JSAPI: openid)."""
+
+    code = "payer_required"
+    status = 422
+
+
+class InvalidBill(TicketingError):
+    """A provider's bill file that cannot be read (its line number is in the message)."""
+
+    code = "invalid_bill"
+    status = 502
+
+
 class InvalidWebhook(TicketingError):
     code = "invalid_webhook_signature"
     status = 400

@@ -168,11 +168,18 @@ class Payment(SQLModel, table=True):
     provider: str = Field(max_length=16)
     provider_ref: str = Field(max_length=255, unique=True)
     client_secret: str | None = Field(default=None, max_length=255)
-    status: str = Field(default="pending", max_length=16)  # pending | succeeded | failed | refunded
+    #: what the app or mini-program needs to pay (``wx.requestPayment`` arguments, Alipay ``trade_no``...)
+    client_params: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    #: the provider's own transaction id once paid (WeChat ``transaction_id``, Alipay ``trade_no``)
+    provider_txn: str | None = Field(default=None, max_length=64)
+    #: pending | succeeded | failed (this attempt; may still succeed) | cancelled (the order expired; the provider
+    #: is still to be told) | closed (can no longer be paid) | refunded
+    status: str = Field(default="pending", max_length=16, index=True)
     amount: int
     currency: str = Field(max_length=3)
     created_at: dt.datetime = _ts()
     updated_at: dt.datetime = _ts()
+    paid_at: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True), index=True)
 
 
 class Refund(SQLModel, table=True):

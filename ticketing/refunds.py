@@ -52,7 +52,7 @@ from ticketing.fares.money import scale_minor
 from ticketing.ledger import Ledger, RefundEvent
 from ticketing.models import LegStatus, Offer, OrderStatus, Payment, Refund, Ticket, TicketLeg, new_id
 from ticketing.orders import get_order, transition
-from ticketing.payments import PaymentProvider, ProviderRefund, RefundUpdate
+from ticketing.payments import ProviderRefund, Providers, RefundUpdate
 from ticketing.tickets import refresh_ticket_status
 
 DEFAULT_RULES: dict[str, Any] = {
@@ -146,18 +146,19 @@ def begin_refund(session: Session, *, order_id: str, user_id: str, leg_ids: list
     return refund, True
 
 
-def call_provider(session: Session, refund: Refund, *, provider: PaymentProvider,
-                  lookup: bool) -> ProviderRefund:
-    """Phase 2: the provider's refund for the intent (``lookup``: first ask whether it already made one)."""
+def call_provider(session: Session, refund: Refund, *, providers: Providers, lookup: bool) -> ProviderRefund:
+    """Phase 2: the refund at the rail that took the payment (``lookup``: first ask whether it already made one)."""
     if refund.amount == 0:
         return ProviderRefund(ref="", status="succeeded")  # nothing to pay back (free legs, 100 % fee)
     payment = session.exec(select(Payment).where(Payment.order_id == refund.order_id)).first()
     assert payment is not None  # a ticketed order was paid
+    provider = providers.for_payment(payment)
     if lookup:
         known = provider.find_refund(payment_ref=payment.provider_ref, refund_id=refund.refund_id)
         if known is not None:
             return known
-    return provider.refund(payment_ref=payment.provider_ref, amount=refund.amount, refund_id=refund.refund_id)
+    return provider.refund(payment_ref=payment.provider_ref, amount=refund.amount, refund_id=refund.refund_id,
+                           total=payment.amount)
 
 
 def complete_refund(session: Session, refund_id: str, *, status: str, provider_ref: str | None,
@@ -227,7 +228,7 @@ def complete_refund(session: Session, refund_id: str, *, status: str, provider_r
 
 
 def request_refund(session: Session, *, order_id: str, user_id: str, leg_ids: list[str], rules: RefundRules,
-                   provider: PaymentProvider, redis_client: redis.Redis, ledger: Ledger, now: dt.datetime,
+                   providers: Providers, redis_client: redis.Redis, ledger: Ledger, now: dt.datetime,
                    commit: Callable[[], None], on_intent: Callable[[Refund], None] | None = None) -> Refund:
     """Refunds the given unused legs of the caller's order: intent, ``commit()``, provider, outcome.
 
@@ -244,7 +245,7 @@ def request_refund(session: Session, *, order_id: str, user_id: str, leg_ids: li
     commit()  # the intent and the locked legs are durable before any money moves
     _checkpoint("before_provider")
     try:
-        pr = call_provider(session, refund, provider=provider, lookup=not created)
+        pr = call_provider(session, refund, providers=providers, lookup=not created)
     except PaymentProviderError as exc:
         if getattr(exc, "definitive", False):
             # the provider refused: nothing was paid, the legs are the passenger's again (kept on the error)
@@ -275,7 +276,7 @@ def apply_refund_updates(session: Session, order_id: str, updates: Iterable[Refu
     return n
 
 
-def reconcile_refunds(session: Session, *, provider: PaymentProvider, redis_client: redis.Redis, ledger: Ledger,
+def reconcile_refunds(session: Session, *, providers: Providers, redis_client: redis.Redis, ledger: Ledger,
                       now: dt.datetime, older_than_s: int = 60, batch: int = 100) -> dict[str, int]:
     """Finishes refund intents left ``pending`` for ``older_than_s`` (a crash, a lost response, no webhook).
 
@@ -287,7 +288,7 @@ def reconcile_refunds(session: Session, *, provider: PaymentProvider, redis_clie
                            .order_by(Refund.created_at).limit(batch)).all()
     counts: dict[str, int] = {}
     for refund in pending:
-        pr = call_provider(session, refund, provider=provider, lookup=True)
+        pr = call_provider(session, refund, providers=providers, lookup=True)
         done = complete_refund(session, refund.refund_id, status=pr.status, provider_ref=pr.ref or None,
                                redis_client=redis_client, ledger=ledger, now=now)
         counts[done.status] = counts.get(done.status, 0) + 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Request, Response, status
 from pydantic import Field
@@ -12,6 +12,7 @@ from pydantic import Field
 from maas import audit
 from maas.api.deps import CurrentPassenger, RedisDep, SessionDep, SettingsDep
 from maas.api.offers import Strict
+from maas.api.payments import sync_order_payment_now
 from maas.errors import error_responses
 from maas.journeys import now, runtime
 from ticketing import orders, payments, refunds, tickets
@@ -23,6 +24,8 @@ from ticketing.errors import (
     OfferExpired,
     OfferNotFound,
     OrderNotFound,
+    PayerRequired,
+    PaymentMethodUnavailable,
     PaymentProviderError,
     ProviderNotAvailable,
     SoldOut,
@@ -48,6 +51,12 @@ class TravelerIn(Strict):
 class OrderIn(Strict):
     offer_id: str = Field(min_length=1, max_length=40)
     travelers: list[TravelerIn] = Field(min_length=1, max_length=9)
+    payment_method: Literal["wechat", "alipay", "stripe", "sandbox"] | None = Field(
+        default=None, description="the rail to pay with; default: the deployment's (GET /v1/payments/methods)")
+    payer_id: str | None = Field(
+        default=None, min_length=1, max_length=128, pattern=r"^[0-9A-Za-z_\-]+$",
+        description="the payer at the provider: the WeChat mini-program user's openid (JSAPI), or the Alipay "
+                    "buyer_id (mini-program); without it Alipay pays by H5")
 
 
 class RefundIn(Strict):
@@ -65,13 +74,18 @@ def order_summary(session: Any, order: Order) -> dict[str, Any]:
 @router.post("/v1/orders", status_code=status.HTTP_201_CREATED,
              responses=error_responses(OfferNotFound, OfferExpired, OfferAlreadyOrdered, IdempotencyKeyReused,
                                        TravelersMismatch, UnsupportedIdType, InvalidIdNumber, NotEligible,
-                                       UnknownRiderCategory, PaymentProviderError, ProviderNotAvailable, SoldOut))
+                                       UnknownRiderCategory, PaymentProviderError, ProviderNotAvailable, SoldOut,
+                                       PaymentMethodUnavailable, PayerRequired))
 def create_order(body: OrderIn, request: Request, response: Response, session: SessionDep,
                  settings: SettingsDep, redis: RedisDep, principal: CurrentPassenger,
                  idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
                  ) -> dict[str, Any]:
     """`{order_id, status, total, payment}`; a retry with the same `Idempotency-Key` returns the same order (200)."""
     rt = runtime(request.app)
+    provider = rt.providers.get(body.payment_method)  # 422 payment_method_unavailable before anything is held
+    if provider.name == "wechat" and not body.payer_id:
+        raise PayerRequired("WeChat Pay in a mini-program needs the payer's openid in payer_id",
+                            details={"payment_method": "wechat"})
     # keyed hash of the body: recognises a retry without keeping a guessable digest of ID numbers
     body_hash = rt.keyring.blind_index(json.dumps(body.model_dump(mode="json"), sort_keys=True, ensure_ascii=False),
                                        "order_request")
@@ -80,14 +94,19 @@ def create_order(body: OrderIn, request: Request, response: Response, session: S
                                    has_disability_document=t.disability_certificate) for t in body.travelers]
     order, created = orders.create_order(
         session, rt.keyring, user_id=principal.subject, offer_id=body.offer_id, travelers=travelers,
-        idempotency_key=idempotency_key, body_hash=body_hash, provider=rt.provider.name, now=now(request.app),
+        idempotency_key=idempotency_key, body_hash=body_hash, provider=provider.name, now=now(request.app),
         payment_ttl_s=settings.order_payment_ttl_s)
     if created:
         payments.extend_holds(session, redis, order, now=now(request.app))
-        payments.start_payment(session, rt.provider, order)
+        payments.start_payment(session, provider, order, payer=body.payer_id, description=_description(order))
     else:
         response.status_code = status.HTTP_200_OK
     return order_summary(session, order)
+
+
+def _description(order: Order) -> str:
+    """What the passenger sees on the provider's receipt (no personal data)."""
+    return f"MaaS journey {order.order_id}"
 
 
 @router.get("/v1/orders/{order_id}", responses=error_responses(OrderNotFound))
@@ -105,14 +124,27 @@ def get_order(order_id: str, session: SessionDep, principal: CurrentPassenger) -
 
 
 @router.post("/v1/orders/{order_id}/cancel", responses=error_responses(OrderNotFound, IllegalTransition))
-def cancel_order(order_id: str, request: Request, session: SessionDep, redis: RedisDep,
+def cancel_order(order_id: str, request: Request, session: SessionDep, redis: RedisDep, settings: SettingsDep,
                  principal: CurrentPassenger) -> dict[str, Any]:
     """Cancels an unpaid order and frees its seats; any other state is a 409 `illegal_transition`."""
     order = orders.get_order(session, order_id, user_id=principal.subject, for_update=True)
     orders.transition(order, OrderStatus.cancelled, now=now(request.app))
     session.add(order)
     payments.release_holds(session, redis, order)
+    sync_order_payment_now(request, session, redis, settings, order.order_id)  # closes the payment at its provider
     return order_summary(session, order)
+
+
+@router.post("/v1/orders/{order_id}/payment/sync", responses=error_responses(OrderNotFound))
+def sync_order_payment(order_id: str, request: Request, session: SessionDep, redis: RedisDep,
+                       settings: SettingsDep, principal: CurrentPassenger) -> dict[str, Any]:
+    """Asks the payment's provider for its state now (the app calls it when the mini-program says it
+    paid but no notification has arrived): `{order_id, status, outcome, payment}`."""
+    orders.get_order(session, order_id, user_id=principal.subject)
+    outcome = sync_order_payment_now(request, session, redis, settings, order_id)
+    order = orders.get_order(session, order_id, user_id=principal.subject)
+    session.refresh(order)
+    return {**order_summary(session, order), "outcome": outcome}
 
 
 @router.post("/v1/orders/{order_id}/refunds", status_code=status.HTTP_201_CREATED,
@@ -131,7 +163,7 @@ def refund_legs(order_id: str, body: RefundIn, request: Request, session: Sessio
                                                        "amount": refund.amount, "fee": refund.fee})
 
     refund = refunds.request_refund(session, order_id=order_id, user_id=principal.subject, leg_ids=body.leg_ids,
-                                    rules=rt.refund_rules, provider=rt.provider, redis_client=redis,
+                                    rules=rt.refund_rules, providers=rt.providers, redis_client=redis,
                                     ledger=rt.ledger, now=now(request.app), commit=session.commit,
                                     on_intent=on_intent)
     return refunds.refund_view(refund)

@@ -53,6 +53,11 @@ RULES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/orders/{order_id}/refund-quote"): frozenset({"passenger"}),
     ("POST", "/v1/payments/stripe/webhook"): frozenset({ANYONE}),  # authenticated by Stripe's signature
     ("POST", "/v1/payments/sandbox/{order_id}/confirm"): frozenset({"passenger"}),
+    ("POST", "/v1/payments/wechat/notify"): frozenset({ANYONE}),  # authenticated by WeChat Pay's signature
+    ("POST", "/v1/payments/alipay/notify"): frozenset({ANYONE}),  # authenticated by Alipay's RSA2 sign
+    ("GET", "/v1/payments/methods"): frozenset({ANYONE}),  # which rails an order may name
+    ("GET", "/v1/payments/bills/{provider}/{day}"): frozenset({"admin"}),
+    ("POST", "/v1/orders/{order_id}/payment/sync"): frozenset({"passenger"}),
     ("GET", "/v1/tickets"): frozenset({"passenger"}),
     ("GET", "/v1/tickets/{ticket_id}"): frozenset({"passenger"}),
     ("GET", "/v1/tickets/{ticket_id}/qr"): frozenset({"passenger"}),
