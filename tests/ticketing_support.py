@@ -84,14 +84,15 @@ def traveler(name: str = "张三", rider_category: str = "adult", **kw: Any) -> 
 
 
 def buy(client: Any, headers: dict[str, str], itinerary: dict[str, Any], travelers: list[dict[str, Any]],
-        key: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Offer then order; returns (offer, order) JSON."""
+        key: str | None = None, **order_fields: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Offer then order (``order_fields``: e.g. ``payment_method``, ``payer_id``); returns (offer, order) JSON."""
     r = client.post("/v1/offers", headers=headers, json={
         "itinerary": itinerary, "travelers": [{"rider_category": t["rider_category"]} for t in travelers]})
     assert r.status_code == 201, r.text
     offer = r.json()
     h = dict(headers, **({"Idempotency-Key": key} if key else {}))
-    r = client.post("/v1/orders", headers=h, json={"offer_id": offer["offer_id"], "travelers": travelers})
+    r = client.post("/v1/orders", headers=h, json={"offer_id": offer["offer_id"], "travelers": travelers,
+                                                   **order_fields})
     assert r.status_code == 201, r.text
     return offer, r.json()
 
