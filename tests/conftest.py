@@ -260,3 +260,11 @@ def login(client, make_user):  # noqa: ANN001, ANN201
         return user.user_id, {"Authorization": f"Bearer {r.json()['access_token']}"}
 
     return build
+
+
+@pytest.fixture
+def wechat_server():  # noqa: ANN201
+    """A local WeChat Pay v3 server (tests/wechat_server.py), imported only by the tests that use it."""
+    from tests.wechat_server import serve
+
+    yield from serve()
