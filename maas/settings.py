@@ -181,6 +181,13 @@ class Settings(BaseSettings):
             raise ValueError("must be a postgresql:// or sqlite:// URL")
         return value
 
+    @field_validator("default_payment_method", "wechat_pay_mchid", "alipay_app_id", "sandbox_payments",
+                     mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # docker-compose passes unset variables as empty strings
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("rate_limits")
     @classmethod
     def _check_rate_limits(cls, value: str) -> str:
@@ -302,6 +309,9 @@ def load_settings(**overrides: object) -> Settings:
         if not name.startswith(("MAAS_", "DATABASE_URL", "REDIS_URL", "STRIPE_", "WECHAT_PAY_", "ALIPAY_")):
             name = f"MAAS_{name}"
         raise SettingsError(f"invalid setting {name}: {err['msg']}") from None
+    rail_problems = payment_rail_problems(settings)
+    if rail_problems:
+        raise SettingsError(*rail_problems)
     if settings.environment == "production":
         from maas.keys import production_problems
 
@@ -324,6 +334,37 @@ def load_settings(**overrides: object) -> Settings:
         raise SettingsError("setting MAAS_JWT_SECRET must be Ed25519 keys '<kid>:<base64 32-byte seed>,...' "
                             "(run 'maas keys generate')")
     return settings
+
+
+#: Settings each payment rail needs once its first one is set (the rail is off while that one is unset).
+PAYMENT_RAIL_SETTINGS = {
+    "WeChat Pay": ("wechat_pay_mchid", ("wechat_pay_appid", "wechat_pay_private_key", "wechat_pay_cert_serial_no",
+                                        "wechat_pay_apiv3_key", "wechat_pay_notify_url")),
+    "Alipay": ("alipay_app_id", ("alipay_app_private_key", "alipay_public_key", "alipay_notify_url")),
+}
+
+
+def payment_rail_problems(settings: Settings) -> list[str]:
+    """One line per missing setting of a rail that is switched on (a half-configured rail never starts)."""
+    problems = []
+    for rail, (switch, needed) in PAYMENT_RAIL_SETTINGS.items():
+        if not getattr(settings, switch):
+            continue
+        for name in needed:
+            value = getattr(settings, name)
+            text = value.get_secret_value() if isinstance(value, SecretStr) else value
+            if not text or not str(text).strip():
+                problems.append(f"setting {name.upper()} is required when {switch.upper()} is set ({rail})")
+    if settings.environment == "production":
+        for name in ("wechat_pay_notify_url", "alipay_notify_url"):
+            url = getattr(settings, name)
+            if url and not url.startswith("https://"):
+                problems.append(f"setting {name.upper()} must be an https:// URL in production (the provider "
+                                "refuses others)")
+    if settings.wechat_pay_mchid and not (settings.wechat_pay_public_key or settings.wechat_pay_cert_dir):
+        problems.append("setting WECHAT_PAY_PUBLIC_KEY (with WECHAT_PAY_PUBLIC_KEY_ID) or WECHAT_PAY_CERT_DIR is "
+                        "required to verify WeChat Pay's signatures")
+    return problems
 
 
 def _is_keyring(text: str) -> bool:

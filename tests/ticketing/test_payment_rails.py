@@ -237,3 +237,21 @@ def test_the_bill_is_matched_line_by_line(client, app, demo, login, engine):  # 
     assert report.matched == 2 and not report.ok
     assert report.our_total == {"CNY": p0.amount + p1.amount + p2.amount - r0.amount}
     assert report.to_dict()["mismatches"][0]["line"] == 3
+
+
+def test_a_half_configured_rail_stops_start_up_with_one_line_per_missing_setting(tmp_path):  # noqa: ANN001
+    from maas.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError) as exc:
+        load_settings(alipay_app_id="2021000000000000", alipay_notify_url="http://pay.example/notify",
+                      environment="development")
+    assert exc.value.lines == [
+        "setting ALIPAY_APP_PRIVATE_KEY is required when ALIPAY_APP_ID is set (Alipay)",
+        "setting ALIPAY_PUBLIC_KEY is required when ALIPAY_APP_ID is set (Alipay)"]
+    with pytest.raises(SettingsError) as exc:
+        load_settings(wechat_pay_mchid="1900000109")
+    assert any("WECHAT_PAY_APIV3_KEY" in line for line in exc.value.lines)
+    assert any("WECHAT_PAY_PUBLIC_KEY" in line for line in exc.value.lines)
+    # docker-compose passes unset variables as empty strings: the rail stays off, the default unset
+    s = load_settings(wechat_pay_mchid="", alipay_app_id=" ", default_payment_method="", data_dir=tmp_path)
+    assert s.wechat_pay_mchid is None and s.alipay_app_id is None and s.default_payment_method is None
