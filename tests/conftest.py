@@ -263,6 +263,14 @@ def login(client, make_user):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
+def alipay_server():  # noqa: ANN201
+    """A local Alipay gateway (tests/alipay_server.py), imported only by the tests that use it."""
+    from tests.alipay_server import serve
+
+    yield from serve()
+
+
+@pytest.fixture
 def wechat_server():  # noqa: ANN201
     """A local WeChat Pay v3 server (tests/wechat_server.py), imported only by the tests that use it."""
     from tests.wechat_server import serve
