@@ -485,10 +485,12 @@ def provider_kwargs(base: str) -> dict[str, Any]:
 
 def settings_overrides(base: str) -> dict[str, Any]:
     """`maas.settings.Settings` fields that configure WeChat Pay against this server."""
+    from pydantic import SecretStr
+
     kw = provider_kwargs(base)
     return {"wechat_pay_mchid": kw["mchid"], "wechat_pay_appid": kw["appid"],
-            "wechat_pay_private_key": kw["private_key"], "wechat_pay_cert_serial_no": kw["cert_serial_no"],
-            "wechat_pay_apiv3_key": kw["apiv3_key"], "wechat_pay_notify_url": kw["notify_url"],
+            "wechat_pay_private_key": SecretStr(kw["private_key"]), "wechat_pay_cert_serial_no": kw["cert_serial_no"],
+            "wechat_pay_apiv3_key": SecretStr(kw["apiv3_key"]), "wechat_pay_notify_url": kw["notify_url"],
             "wechat_pay_public_key": kw["platform_public_key"], "wechat_pay_public_key_id": kw["platform_public_key_id"],
             "wechat_pay_api_base": base}
 
