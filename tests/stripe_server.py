@@ -25,6 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
+import pytest
+from pydantic import SecretStr
+
 
 def _nested(form: list[tuple[str, str]]) -> dict[str, Any]:
     """``metadata[order_id]=x`` -> ``{"metadata": {"order_id": "x"}}`` (Stripe's form encoding)."""
@@ -166,3 +169,19 @@ def sign_payload(payload: str, secret: str, timestamp: int | None = None) -> str
     t = int(time.time()) if timestamp is None else timestamp
     sig = hmac.new(secret.encode(), f"{t}.{payload}".encode(), hashlib.sha256).hexdigest()
     return f"t={t},v1={sig}"
+
+
+@pytest.fixture(scope="module")
+def stripe_server():  # noqa: ANN201
+    """A running `FakeStripe` and its base URL, for a test module (import the fixture to use it)."""
+    fake = FakeStripe()
+    base = fake.start()
+    yield fake, base
+    fake.stop()
+
+
+def on_stripe(settings: Any, base: str, webhook_secret: str, **more: Any) -> Any:
+    """``settings`` with Stripe pointed at the local server ``base``."""
+    return settings.model_copy(update={"stripe_api_key": SecretStr("sk_test_local"),
+                                       "stripe_webhook_secret": SecretStr(webhook_secret), "stripe_api_base": base,
+                                       **more})

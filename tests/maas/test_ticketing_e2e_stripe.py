@@ -12,10 +12,9 @@ import json
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
 from tests.feed_shift import shift_feed_weeks, weeks_until
-from tests.stripe_server import FakeStripe, sign_payload
+from tests.stripe_server import on_stripe, sign_payload, stripe_server  # noqa: F401
 from tests.ticketing_support import SHANGHAI, Clock, buy, gate_headers, load_feeds, plan, traveler
 
 WEBHOOK_SECRET = "whsec_test_" + "s3cr3t"
@@ -24,14 +23,6 @@ FEED_DAY = dt.date(2026, 1, 28)  # a Wednesday of the published feed's only week
 WEEKS = weeks_until(FEED_DAY, dt.date.today() + dt.timedelta(days=1))
 DAY = FEED_DAY + dt.timedelta(weeks=WEEKS)
 OPERATOR = "mtr-hsr"
-
-
-@pytest.fixture(scope="module")
-def stripe_server():  # noqa: ANN201
-    fake = FakeStripe()
-    base = fake.start()
-    yield fake, base
-    fake.stop()
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +48,7 @@ def xrl(settings, engine, xrl_feed, stripe_server, fare_table, tmp_path_factory)
     from maas.app import create_app
 
     fake, base = stripe_server
-    s = settings.model_copy(update={"stripe_api_key": SecretStr("sk_test_local"),
-                                    "stripe_webhook_secret": SecretStr(WEBHOOK_SECRET), "stripe_api_base": base,
-                                    "operator_fare_tables_file": fare_table})
+    s = on_stripe(settings, base, WEBHOOK_SECRET, operator_fare_tables_file=fare_table)
     app = create_app(s)
     with TestClient(app, raise_server_exceptions=True) as client:
         load_feeds(app, engine, [(xrl_feed, "hk-xrl", OPERATOR)],

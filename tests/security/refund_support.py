@@ -6,20 +6,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from pydantic import SecretStr
 
-from tests.stripe_server import FakeStripe, sign_payload
+from tests.stripe_server import FakeStripe, on_stripe, sign_payload, stripe_server  # noqa: F401
 from tests.ticketing_support import buy
 
 WEBHOOK_SECRET = "whsec_test_" + "h1-refunds-secret"
-
-
-@pytest.fixture(scope="module")
-def stripe_server():  # noqa: ANN201
-    fake = FakeStripe()
-    base = fake.start()
-    yield fake, base
-    fake.stop()
 
 
 @pytest.fixture
@@ -28,9 +19,7 @@ def app(settings, stripe_server):  # noqa: ANN001, ANN201
     from maas.app import create_app
 
     _fake, base = stripe_server
-    return create_app(settings.model_copy(update={
-        "stripe_api_key": SecretStr("sk_test_local"), "stripe_webhook_secret": SecretStr(WEBHOOK_SECRET),
-        "stripe_api_base": base}))
+    return create_app(on_stripe(settings, base, WEBHOOK_SECRET))
 
 
 def webhook(client: Any, fake: FakeStripe, event_type: str, obj: dict[str, Any]) -> Any:

@@ -9,29 +9,18 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from pydantic import SecretStr
 from sqlmodel import select
 
-from tests.stripe_server import FakeStripe
+from tests.stripe_server import on_stripe, stripe_server  # noqa: F401
 from tests.ticketing_support import buy, city, demo, journey, traveler  # noqa: F401
 
 WEBHOOK_SECRET = "whsec_test_" + "rails"
 
 
-@pytest.fixture(scope="module")
-def stripe_rail():  # noqa: ANN201
-    fake = FakeStripe()
-    base = fake.start()
-    yield fake, base
-    fake.stop()
-
-
 @pytest.fixture
-def settings(settings, stripe_rail):  # noqa: ANN001, ANN201
-    _fake, base = stripe_rail
-    return settings.model_copy(update={"stripe_api_key": SecretStr("sk_test_local"),
-                                       "stripe_webhook_secret": SecretStr(WEBHOOK_SECRET),
-                                       "stripe_api_base": base, "sandbox_payments": True})
+def settings(settings, stripe_server):  # noqa: ANN001, ANN201
+    _fake, base = stripe_server
+    return on_stripe(settings, base, WEBHOOK_SECRET, sandbox_payments=True)
 
 
 def _occupied(app, offer_id: str) -> int:  # noqa: ANN001
@@ -61,13 +50,13 @@ def test_the_deployment_says_which_rails_an_order_may_name(client, demo, login):
     assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
 
 
-def test_one_rails_confirmation_never_pays_another_rails_order(client, app, demo, login, stripe_rail):  # noqa: ANN001
+def test_one_rails_confirmation_never_pays_another_rails_order(client, app, demo, login, stripe_server):  # noqa: ANN001
     """The attack: with the sandbox offered beside Stripe, confirm a Stripe order through the sandbox."""
     from maas.db import session_scope
     from maas.journeys import runtime
     from ticketing.payments import SandboxProvider, apply_payment_event, get_payment
 
-    fake, _ = stripe_rail
+    fake, _ = stripe_server
     _, h = login()
     _offer, order = buy(client, h, journey(client, demo), [traveler()], payment_method="stripe")
     assert order["payment"]["payment_method"] == "stripe"
@@ -91,8 +80,8 @@ def test_one_rails_confirmation_never_pays_another_rails_order(client, app, demo
     assert r.json()["status"] == "ticketed"
 
 
-def test_a_lost_notification_is_recovered_by_asking_the_provider(client, app, demo, login, stripe_rail):  # noqa: ANN001
-    fake, _ = stripe_rail
+def test_a_lost_notification_is_recovered_by_asking_the_provider(client, app, demo, login, stripe_server):  # noqa: ANN001
+    fake, _ = stripe_server
     _, h = login()
     _offer, order = buy(client, h, journey(client, demo), [traveler(), traveler("李四")])
     pi = order["payment"]["provider_ref"]
@@ -112,8 +101,8 @@ def test_a_lost_notification_is_recovered_by_asking_the_provider(client, app, de
     assert client.post(f"/v1/orders/{order['order_id']}/payment/sync", headers=other).status_code == 404
 
 
-def test_a_payment_closed_at_the_provider_gives_the_seats_back(client, app, demo, login, stripe_rail):  # noqa: ANN001
-    fake, _ = stripe_rail
+def test_a_payment_closed_at_the_provider_gives_the_seats_back(client, app, demo, login, stripe_server):  # noqa: ANN001
+    fake, _ = stripe_server
     _, h = login()
     offer, order = buy(client, h, journey(client, demo), [traveler(), traveler("李四")])
     held = _occupied(app, offer["offer_id"])
@@ -126,13 +115,13 @@ def test_a_payment_closed_at_the_provider_gives_the_seats_back(client, app, demo
     assert got["payments"][0]["status"] == "closed" and "client_params" not in got["payments"][0]
 
 
-def test_cancel_and_expiry_close_the_payment_at_the_provider(client, app, demo, login, stripe_rail):  # noqa: ANN001
+def test_cancel_and_expiry_close_the_payment_at_the_provider(client, app, demo, login, stripe_server):  # noqa: ANN001
     from maas.db import session_scope
     from maas.journeys import ClearingLedger, runtime
     from ticketing.payments import query_payments
     from ticketing.tasks import expire_orders
 
-    fake, _ = stripe_rail
+    fake, _ = stripe_server
     _, h = login()
     _offer, order = buy(client, h, journey(client, demo), [traveler()])
     r = client.post(f"/v1/orders/{order['order_id']}/cancel", headers=h).json()
@@ -156,13 +145,13 @@ def test_cancel_and_expiry_close_the_payment_at_the_provider(client, app, demo, 
                               valid_before_s=7200, valid_after_s=7200).get("payment_closed", 0) == 0
 
 
-def test_a_payment_taken_after_the_order_expired_is_refunded_in_full(client, app, demo, login, stripe_rail):  # noqa: ANN001
+def test_a_payment_taken_after_the_order_expired_is_refunded_in_full(client, app, demo, login, stripe_server):  # noqa: ANN001
     from maas.db import session_scope
     from maas.journeys import ClearingLedger, runtime
     from ticketing.payments import query_payments
     from ticketing.tasks import expire_orders
 
-    fake, _ = stripe_rail
+    fake, _ = stripe_server
     _, h = login()
     _offer, order = buy(client, h, journey(client, demo), [traveler()])
     pi = order["payment"]["provider_ref"]
