@@ -372,8 +372,14 @@ def parse_trade_bill(raw: bytes) -> list[BillLine]:
     The file (UTF-8): a header line of column names, one line per trade with every field prefixed by a
     backtick (`` `2026-01-05 10:00:00,`wx...,`1900000109,...``; fields are split on ``,```), then the
     summary's header (``总交易单数,...``) and its line, whose count must match the rows. Amounts are yuan with
-    two decimals. Raises ValueError naming the line of a malformed file.
+    two decimals. A gzip file (as downloaded) is unpacked first. Raises ValueError naming the line of a
+    malformed file.
     """
+    if raw[:2] == b"\x1f\x8b":  # the file as downloaded with tar_type=GZIP
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise ValueError("line 1: a damaged gzip file") from exc
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

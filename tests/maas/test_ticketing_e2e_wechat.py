@@ -65,7 +65,7 @@ def test_a_mini_program_purchase_is_ticketed_once_whatever_the_notifications(cli
     # WeChat needs the payer's openid
     r = client.post("/v1/orders", headers=h, json={"offer_id": r.json()["offer_id"], "travelers": [traveler()],
                                                    "payment_method": "wechat"})
-    assert r.status_code == 422, r.text
+    assert r.status_code == 422 and r.json()["error"]["code"] == "payer_required", r.text
 
     offer, order = _wechat_order(client, h, demo, ("张三", "李四"))
     pay = order["payment"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import gzip
 import json
 import time
 
@@ -290,6 +291,9 @@ def test_parse_good_bill_with_a_comma_in_a_field() -> None:
     [line] = parse_trade_bill(GOOD_BILL.encode())
     assert (line.line, line.amount, line.payment_ref) == (2, 1250, "ord_abc123")
     assert parse_trade_bill(b"\xef\xbb\xbf" + GOOD_BILL.encode())[0].amount == 1250  # with a BOM
+    assert parse_trade_bill(gzip.compress(GOOD_BILL.encode()))[0].amount == 1250  # as downloaded (--file)
+    with pytest.raises(ValueError, match="line 1: a damaged gzip"):
+        parse_trade_bill(gzip.compress(GOOD_BILL.encode())[:40])
 
 
 @pytest.mark.parametrize(("mutate", "message"), [
