@@ -40,6 +40,8 @@ from ticketing.payments import BillLine, PaymentEvent, ProviderPayment, Provider
 WECHAT_TZ = ZoneInfo("Asia/Shanghai")
 #: A notification whose ``Wechatpay-Timestamp`` is further than this from our clock is refused (replay).
 NOTIFY_WINDOW_S = 300
+#: Certificate mode: an unknown serial lets the SDK download WeChat's certificates at most this often.
+CERT_REFRESH_S = 600
 #: The SDK's signature algorithm, the only one WeChat Pay v3 uses with RSA keys.
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
 
@@ -129,6 +131,7 @@ class WeChatPayProvider:
                       "timeout": timeout}
         self._api_base = api_base.rstrip("/") if api_base else None
         self._client: Any = None
+        self._last_cert_refresh: float | None = None
         self._lock = threading.Lock()
         if platform_public_key:
             self._wx  # noqa: B018 -- loads the keys now: a bad key fails at start, not at the first payment
@@ -327,14 +330,24 @@ class WeChatPayProvider:
         return None
 
     def _knows_certificate(self, serial: str) -> bool:
-        """Certificate mode: the serial is one of the platform certificates the SDK holds (hex serial)."""
+        """Certificate mode: the serial is one of the platform certificates the SDK holds (hex serial), or
+        an unknown one while a download of WeChat's certificates is allowed (a rotation: the SDK downloads
+        them when it meets a serial it does not hold; at most once per `CERT_REFRESH_S`, so forged serials
+        cannot make us call WeChat at their pace)."""
         if self._args["cert_dir"] is None:
             return False
         try:
             number = int(serial, 16)
         except ValueError:
             return False
-        return any(c.serial_number == number for c in self._wx._core._certificates)
+        if any(c.serial_number == number for c in self._wx._core._certificates):
+            return True
+        with self._lock:
+            now = self._clock()
+            if self._last_cert_refresh is not None and now - self._last_cert_refresh < CERT_REFRESH_S:
+                return False
+            self._last_cert_refresh = now
+        return True
 
     # -- bills -------------------------------------------------------------------------------------------------
     def download_bill(self, day: dt.date) -> bytes:

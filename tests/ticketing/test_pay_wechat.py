@@ -322,3 +322,40 @@ def test_configuration_errors() -> None:
         WeChatPayProvider(**{**kw, "platform_public_key_id": None})
     with pytest.raises(ProviderNotAvailable, match="keys do not load"):
         WeChatPayProvider(**{**kw, "private_key": "not a key"})
+
+
+def _platform_certificate(serial: int) -> str:
+    """A platform certificate for the test platform key (WeChat's certificate mode), valid for years around now."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import NameOID
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tenpay.com Root CA")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(ws.PLATFORM_KEY.public_key())
+            .serial_number(serial).not_valid_before(now - dt.timedelta(days=800))
+            .not_valid_after(now + dt.timedelta(days=800)).sign(ws.PLATFORM_KEY, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_certificate_mode_verifies_with_the_certificate_directory(wx, wechat_server, tmp_path) -> None:  # noqa: ANN001
+    serial = 0x5157F09EFDC096DE15EBE81A47057A7232F1B8E1
+    (tmp_path / f"{serial:X}.pem").write_text(_platform_certificate(serial))
+    kw = {**ws.provider_kwargs(wechat_server.base), "platform_public_key": None, "platform_public_key_id": None,
+          "cert_dir": str(tmp_path), "api_base": None}
+    certs = WeChatPayProvider(**kw)
+    downloads: list[int] = []
+    certs._wx._core._update_certificates = lambda: downloads.append(1)  # WeChat's certificate download, stubbed
+    pp = _open(wx)
+    body, headers = wechat_server.notify_payment(pp.ref, serial=f"{serial:X}")
+    event = certs.parse_webhook(body, headers)
+    assert event is not None and event.kind == "payment_succeeded" and downloads == []
+    # an unknown serial may make the SDK download WeChat's certificates once (a rotation), not at every forgery
+    _, other = wechat_server.notify_payment(pp.ref, serial="ABCDEF0123", key=ws.OTHER_KEY)
+    _refused(certs, body, other, "does not verify")
+    assert downloads == [1]
+    _refused(certs, body, other, "serial we do not know")
+    _refused(certs, body, {**other, "Wechatpay-Serial": "PUB_KEY_ID_NOT_HEX"}, "serial we do not know")
+    assert downloads == [1]
+    with pytest.raises(ProviderNotAvailable, match="needs the platform public key"):
+        WeChatPayProvider(**{**kw, "api_base": wechat_server.base})
