@@ -372,3 +372,24 @@ def test_bills_that_are_not_alipay_bills(alipay: AlipayProvider) -> None:
         alipay.parse_bill(b"PK\x03\x04 broken")
     other_types = _bill(ROW.format(total="1.00").replace("交易", "冻结"))
     assert parse_bill_csv(other_types) == []
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def test_keys_load_as_pem_or_bare_base64_and_bad_ones_stop_start_up(fake: FakeAlipay) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from ticketing.errors import ProviderNotAvailable
+
+    k = fake.provider_kwargs()
+    pkcs8 = APP_KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()).decode()
+    for private in (k["app_private_key"], pkcs8):
+        # the Alipay key tool prints keys as one base64 line, without PEM armour
+        bare = {name: "".join(x for x in text.splitlines() if not x.startswith("-----"))
+                for name, text in (("app_private_key", private), ("alipay_public_key", k["alipay_public_key"]))}
+        assert AlipayProvider(**{**k, **bare}).query_payment("ord_none") is None  # signed, and verified
+    for bad in ({"alipay_public_key": "not a key"}, {"app_private_key": "bm90IGEga2V5"}, {"app_id": ""}):
+        with pytest.raises(ProviderNotAvailable):
+            AlipayProvider(**{**k, **bad})
