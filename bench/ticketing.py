@@ -43,10 +43,69 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
+def _count_sql(engine: object) -> dict[str, int]:
+    """Counts the SQL statements the engine sends (round trips), in ``["n"]``."""
+    from sqlalchemy import event
+
+    counter = {"n": 0}
+
+    show = os.environ.get("BENCH_SHOW_SQL")
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        counter["n"] += 1
+        if show:
+            print("SQL", " ".join(statement.split())[:160], file=sys.stderr)
+
+    event.listen(engine, "before_cursor_execute", count)
+    return counter
+
+
+def _profile(what: str, call: object, sql: dict[str, int], repeat: int = 20) -> None:
+    """``call`` ``repeat`` times under cProfile in this thread; prints the top functions and SQL per call."""
+    import cProfile
+    import pstats
+
+    before = sql["n"]
+    try:  # the app runs in TestClient's event-loop thread: a profiler of every thread sees it
+        import yappi
+    except ImportError:
+        yappi = None
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    if yappi is not None:
+        yappi.set_clock_type(os.environ.get("BENCH_PROFILE_CLOCK", "cpu"))
+        yappi.clear_stats()
+        yappi.start()
+    else:
+        prof.enable()
+    for _ in range(repeat):
+        call()  # type: ignore[operator]
+    if yappi is not None:
+        yappi.stop()
+    else:
+        prof.disable()
+    ms = (time.perf_counter() - t0) * 1000 / repeat
+    print(f"--- {what}: {ms:.1f} ms each (profiled), {(sql['n'] - before) / repeat:.1f} SQL statements each",
+          file=sys.stderr)
+    if yappi is not None:
+        stats = yappi.get_func_stats()
+        stats.sort("ttot", "desc")
+        for f in list(stats)[:60]:
+            if "/site-packages/" in f.module and not any(k in f.module for k in ("sqlalchemy", "psycopg", "redis")):
+                continue
+            print(f"{f.ttot * 1000 / repeat:8.2f} ms {f.tsub * 1000 / repeat:8.2f} ms {f.ncall / repeat:6.1f}x "
+                  f"{f.module.split('site-packages/')[-1].split('/work/main/')[-1]}:{f.lineno} {f.name}",
+                  file=sys.stderr)
+    else:
+        pstats.Stats(prof, stream=sys.stderr).sort_stats("cumulative").print_stats(35)
+
+
 def main() -> None:  # noqa: C901 - a linear script
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--orders", type=int, default=300)
     ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--profile", action="store_true",
+                    help="also print (stderr) where one thread's validations and orders spend their time (cProfile)")
     ap.add_argument("--database-url", default=os.environ.get("MAAS_TEST_DATABASE_URL",
                                                              "postgresql://postgres@127.0.0.1:5432/test"))
     ap.add_argument("--redis-url", default=os.environ.get("MAAS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
@@ -72,8 +131,10 @@ def main() -> None:  # noqa: C901 - a linear script
     out: dict[str, object] = {"database": "postgresql", "orders": args.orders, "threads": args.threads}
     try:
         url = args.database_url.rpartition("/")[0] + "/" + name
+        # limits raised so the limiter never answers (it still counts in Redis on every request), as in load.py
         settings = load_settings(environment="test", data_dir=tmp / "data", database_url=url, redis_url=args.redis_url,
-                                 log_level="WARNING")
+                                 log_level="WARNING", rate_limits="auth=100000/60,plan=100000/60,gates=100000/60,"
+                                                                  "offers=100000/60")
         upgrade_database(settings)
         engine = get_engine(settings)
         today = dt.date.today()
@@ -110,8 +171,10 @@ def main() -> None:  # noqa: C901 - a linear script
             def one_order(i: int) -> tuple[float, str]:
                 h = headers[i % args.threads]
                 t0 = time.perf_counter()
-                offer = client.post("/v1/offers", headers=h, json={"itinerary": it,
-                                                                   "travelers": [{"rider_category": "adult"}]}).json()
+                r = client.post("/v1/offers", headers=h, json={"itinerary": it,
+                                                               "travelers": [{"rider_category": "adult"}]})
+                assert r.status_code == 201, r.text
+                offer = r.json()
                 order = client.post("/v1/orders", headers=h, json={"offer_id": offer["offer_id"], "travelers": [
                     {"name": "张三", "id_type": "cn_resident_id", "id_number": rid(i)}]}).json()
                 done = client.post(f"/v1/payments/sandbox/{order['order_id']}/confirm", headers=h).json()
@@ -119,6 +182,9 @@ def main() -> None:  # noqa: C901 - a linear script
                 return time.perf_counter() - t0, order["order_id"]
 
             one_order(10_000)  # warm-up (JIT, caches)
+            sql = _count_sql(engine)
+            if args.profile:
+                _profile("one order end to end (offer, order, sandbox payment)", lambda: one_order(20_000), sql)
             t0 = time.perf_counter()
             with ThreadPoolExecutor(args.threads) as pool:
                 results = list(pool.map(one_order, range(args.orders)))
@@ -141,6 +207,9 @@ def main() -> None:  # noqa: C901 - a linear script
                 return time.perf_counter() - t1, r["result"]
 
             validate(payloads.pop())  # warm-up: first use of an operator creates its ledger accounts
+            if args.profile:
+                _profile("one online gate validation", lambda: validate(payloads.pop()), sql)
+            sql["n"] = 0
             t0 = time.perf_counter()
             with ThreadPoolExecutor(args.threads) as pool:
                 vres = list(pool.map(validate, payloads))
@@ -151,6 +220,7 @@ def main() -> None:  # noqa: C901 - a linear script
             out["gate_validations_per_s"] = round(len(vres) / wall, 1)
             out["gate_ms"] = {"p50": round(_pct(vl, 0.5), 2), "p99": round(_pct(vl, 0.99), 2),
                               "mean": round(statistics.fmean(vl), 2)}
+            out["sql_statements_per_validation"] = round(sql["n"] / len(vres), 1)
 
         issuer = IssuerKeys(settings.secret("issuer_keys"))
         keys = issuer.public
