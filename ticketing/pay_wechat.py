@@ -235,6 +235,9 @@ class WeChatPayProvider:
         txn = data.get("transaction_id") or None
         ref = str(data.get("out_trade_no") or "")
         amount = data.get("amount") or {}
+        if kind == "payment_succeeded" and not (isinstance(amount.get("total"), int) and amount.get("currency")):
+            # never ticket without the amount check upstream
+            raise _error("WeChat Pay reports a payment without its amount", definitive=False)
         if event_id is None:
             event_id = (f"wechat:query:{txn}:SUCCESS" if kind == "payment_succeeded"
                         else f"wechat:query:{ref}:{state}")

@@ -165,6 +165,15 @@ def test_notification_for_another_merchant_is_refused(wx, wechat_server) -> None
     _refused(wx, body, headers, "another app")
 
 
+def test_a_success_without_its_amount_is_not_applied(wx, wechat_server) -> None:  # noqa: ANN001
+    pp = _open(wx)
+    wechat_server.pay(pp.ref)
+    resource = {k: v for k, v in wechat_server.transaction(pp.ref).items() if k != "amount"}
+    body, headers = wechat_server.notification("TRANSACTION.SUCCESS", resource, "transaction")
+    with pytest.raises(PaymentProviderError, match="without its amount"):
+        wx.parse_webhook(body, headers)
+
+
 def test_stale_or_future_timestamps_are_refused(wx, wechat_server) -> None:  # noqa: ANN001
     pp = _open(wx)
     now = int(time.time())
