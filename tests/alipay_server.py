@@ -104,6 +104,8 @@ class FakeAlipay:
         self.fail_next = 0
         #: the key answers are signed with (a forger's key to test that we check them)
         self.sign_key = ALIPAY_KEY
+        #: the body of the next answer instead of the real one (a middlebox or a broken gateway)
+        self.raw_answer: str | None = None
 
     # -- configuration for our provider ------------------------------------------------------------------
     def provider_kwargs(self) -> dict[str, Any]:
@@ -139,6 +141,9 @@ class FakeAlipay:
                 if fake.fail_next:
                     fake.fail_next -= 1
                     return self._send(500, b"<html>busy</html>", "text/html")
+                if fake.raw_answer is not None:
+                    raw, fake.raw_answer = fake.raw_answer, None
+                    return self._send(200, raw.encode(), "text/html;charset=utf-8")
                 self._send(200, fake.answer(dict(parse_qsl(query, keep_blank_values=True))).encode(),
                            "text/html;charset=utf-8")
 

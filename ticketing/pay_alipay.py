@@ -39,6 +39,9 @@ BEIJING = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 _YUAN = re.compile(r"-?\d{1,12}(\.\d{1,2})?")
 _SUCCESS = "10000"
 #: business errors after which retrying the same request may still succeed (not a refusal)
+#: unsigned error codes with which the gateway refuses a request before running it (missing or invalid
+#: parameters, authorisation, permission)
+_GATEWAY_REFUSALS = {"40001", "40002", "40006", "20001"}
 _TRANSIENT = {"ACQ.SYSTEM_ERROR", "aop.ACQ.SYSTEM_ERROR", "isp.unknow-error", "isp.unknown-error"}
 
 
@@ -118,10 +121,14 @@ class AlipayProvider:
             return self.client.server_api(method, biz, timestamp=_beijing(dt.datetime.now(dt.UTC)))
         except self._errors[1] as exc:
             raise self._error(f"Alipay's answer to {what} is not signed by Alipay", definitive=False) from exc
-        except self._errors[0] as exc:  # an error_response or an unsigned answer: the gateway refused the call
-            raise self._error(f"Alipay refused {what}: {exc}", definitive=True) from exc
-        except (URLError, OSError, ValueError) as exc:  # network, timeout, HTTP 5xx, not JSON
-            raise self._error(f"Alipay could not be reached for {what}: {exc}", definitive=False) from exc
+        except self._errors[0] as exc:  # an unsigned answer: an error_response, or not Alipay's
+            code = getattr(exc, "_AliPayException__code", None)  # the SDK keeps it private
+            # only the gateway's own refusals of the request (parameters, signature, app id, permission) are
+            # sure to have done nothing; anything else unsigned may hide a request that went through
+            raise self._error(f"Alipay refused {what}: {exc}", definitive=code in _GATEWAY_REFUSALS) from exc
+        except (URLError, OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
+            # network, timeout, HTTP 5xx, not JSON, JSON that is not Alipay's shape (the SDK trips on it)
+            raise self._error(f"Alipay could not be reached for {what}: {exc!r}", definitive=False) from exc
 
     @staticmethod
     def _error(message: str, *, definitive: bool, resp: Mapping[str, Any] | None = None) -> PaymentProviderError:

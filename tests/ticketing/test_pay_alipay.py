@@ -139,6 +139,16 @@ def test_answers_not_signed_by_alipay_are_not_believed(fake: FakeAlipay, alipay:
     assert not e.value.definitive  # type: ignore[attr-defined]  # it may have paid: look it up later
 
 
+@pytest.mark.parametrize("raw", ["{}", "[]", "<html>login</html>", '{"alipay_trade_refund_response": {"code": "10000"}}',
+                                 '{"other_response": {}, "sign": "x"}'])
+def test_answers_that_are_not_alipays_are_not_refusals(fake: FakeAlipay, alipay: AlipayProvider, raw: str) -> None:
+    _paid(fake, alipay)
+    fake.raw_answer = raw
+    with pytest.raises(PaymentProviderError) as e:
+        alipay.refund(payment_ref="ord_1", amount=100, refund_id="rfd_x")
+    assert not e.value.definitive  # type: ignore[attr-defined]
+
+
 def test_a_gateway_failure_is_not_a_refusal(fake: FakeAlipay, alipay: AlipayProvider) -> None:
     _paid(fake, alipay)
     fake.fail_next = 1
