@@ -415,18 +415,23 @@ def _merge(parts: list[_FeedPart], options: CompileOptions) -> Timetable:
     else:
         gfr, gto, gs, gm = generate_walking_links(stop_lat, stop_lon, served, options.walk_radius_m,
                                                   options.walk_speed_m_s)
+    # pathways.txt: shortest walk through the station between served platforms, over straight-line links
+    pw = [_pathway_links(p.pf, served, int(o), stop_lat, stop_lon, options.walk_speed_m_s)
+          for p, o in zip(parts, st_off) if getattr(p.pf, "pathways", None) is not None]
+    pfr, pto, ps, pm = (np.concatenate([x[j] for x in pw]) if pw else np.zeros(0, t)
+                        for j, t in enumerate((np.int64, np.int64, np.int32, np.float32)))
     diff = ~same
     dfr, dto, dty, dmt = rfr[diff], rto[diff], rty[diff], rmt[diff]
     dm = haversine_m(stop_lat[dfr], stop_lon[dfr], stop_lat[dto], stop_lon[dto])
     walk = np.ceil(dm / options.walk_speed_m_s)
     ds = np.where(dty == 2, dmt, walk).astype(np.int32)
-    # rules (priority 1) override generated links (priority 0); type 3 removes the link
-    efr = np.concatenate([gfr, dfr]).astype(np.int64)
-    eto = np.concatenate([gto, dto]).astype(np.int64)
-    es = np.concatenate([gs, ds]).astype(np.int32)
-    em = np.concatenate([gm, dm.astype(np.float32)])
-    eprio = np.concatenate([np.zeros(len(gfr), np.int8), np.ones(len(dfr), np.int8)])
-    eforbid = np.concatenate([np.zeros(len(gfr), bool), dty == 3])
+    # rules (priority 2) override pathways (1), which override generated links (0); type 3 removes the link
+    efr = np.concatenate([gfr, pfr, dfr]).astype(np.int64)
+    eto = np.concatenate([gto, pto, dto]).astype(np.int64)
+    es = np.concatenate([gs, ps, ds]).astype(np.int32)
+    em = np.concatenate([gm, pm, dm.astype(np.float32)])
+    eprio = np.concatenate([np.zeros(len(gfr), np.int8), np.ones(len(pfr), np.int8), np.full(len(dfr), 2, np.int8)])
+    eforbid = np.concatenate([np.zeros(len(gfr) + len(pfr), bool), dty == 3])
     key = efr * S + eto
     order = np.lexsort((eprio, key))
     key, es, em, eforbid = key[order], es[order], em[order], eforbid[order]
@@ -573,6 +578,47 @@ def freeze(tt: Timetable) -> None:
         a = getattr(tt, name)
         if isinstance(a, np.ndarray):
             a.flags.writeable = False
+
+
+def _pathway_links(pf: ParsedFeed, served: np.ndarray, off: int, lat: np.ndarray, lon: np.ndarray,
+                   speed: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Footpaths between served platforms of one feed: shortest time over its pathways.txt graph.
+
+    A pathway takes its ``traversal_time``, else ``length / speed``, else the
+    straight line between its ends at ``speed``; a boarding area (location_type
+    4) is its platform. Returns global ``from, to, seconds, metres`` (metres:
+    straight line, so a slower walker's ``metres / speed`` floor still applies).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import dijkstra
+
+    pw = pf.pathways
+    n = len(pf.stops)
+    fr, to = pw.from_stop.to_numpy(np.int64), pw.to_stop.to_numpy(np.int64)
+    line = haversine_m(lat[fr + off], lon[fr + off], lat[to + off], lon[to + off]) / speed
+    w = np.where(np.isfinite(pw.traversal_s), pw.traversal_s, np.where(np.isfinite(pw.length_m), pw.length_m / speed, line))
+    w = np.nan_to_num(np.maximum(w, 0.0)) + 1e-6  # csgraph drops explicit zeros
+    bi = pw.bidirectional.to_numpy(bool)
+    lt, parent = pf.stops.location_type.to_numpy(), pf.stops.parent.to_numpy()
+    ba = np.flatnonzero((lt == 4) & (parent >= 0))
+    fr = np.concatenate([fr, to[bi], ba, parent[ba]])
+    to = np.concatenate([to, pw.from_stop.to_numpy(np.int64)[bi], parent[ba], ba])
+    w = np.concatenate([w, w[bi], np.full(2 * len(ba), 1e-6)])
+    order = np.lexsort((w, fr * n + to))
+    key = (fr * n + to)[order]
+    first = np.ones(len(key), bool)
+    first[1:] = key[1:] != key[:-1]  # parallel pathways: the fastest (coo_matrix would sum them)
+    g = coo_matrix((w[order][first], (fr[order][first], to[order][first])), shape=(n, n)).tocsr()
+    local = served[(served >= off) & (served < off + n)] - off
+    src = local[np.isin(local, np.concatenate([fr, to]))]
+    if not len(src):
+        z = np.zeros(0, np.int64)
+        return z, z, z.astype(np.int32), z.astype(np.float32)
+    dist = dijkstra(g, directed=True, indices=src)[:, src]
+    i, j = np.nonzero(np.isfinite(dist) & (src[:, None] != src[None, :]))
+    u, v = src[i] + off, src[j] + off
+    return (u, v, np.ceil(dist[i, j] - 1e-3).astype(np.int32),
+            haversine_m(lat[u], lon[u], lat[v], lon[v]).astype(np.float32))
 
 
 def _expand_station_rules(rules: pd.DataFrame, stops: pd.DataFrame):

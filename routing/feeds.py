@@ -169,6 +169,8 @@ class ParsedFeed:
     shape_offsets: np.ndarray  # (H+1,) int64
     shape_lat: np.ndarray  # (G,) float64
     shape_lon: np.ndarray  # (G,) float64
+    #: pathways.txt: from_stop, to_stop (int), traversal_s, length_m (float, NaN = not given), bidirectional
+    pathways: pd.DataFrame | None = None
 
 
 # ----------------------------------------------------------------------------------------
@@ -284,6 +286,25 @@ def _read_with_gtfs_kit(source: FeedSource, report: FeedReport):
         return None
 
 
+def _read_raw_table(path: Path, name: str) -> pd.DataFrame | None:
+    """A table gtfs-kit does not read, as strings (``None`` when absent)."""
+    import zipfile
+
+    if path.is_dir():
+        if not (path / name).exists():
+            return None
+        df = pd.read_csv(path / name, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    else:
+        with zipfile.ZipFile(path) as zf:
+            names = {Path(n).name: n for n in zf.namelist()}
+            if name not in names:
+                return None
+            with zf.open(names[name]) as f:
+                df = pd.read_csv(f, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    df.columns = [c.strip() for c in df.columns]
+    return df
+
+
 def _locate_read_error(path: Path, exc: Exception) -> str:
     """Find which table/column made gtfs-kit's typed read fail (slow path, bad feeds only)."""
     import zipfile
@@ -384,6 +405,7 @@ class _Parser:
         self.check_now()
         freqs = self.read_frequencies(trips)
         transfers = self.read_transfers(stops, trips)
+        pathways = self.read_pathways(stops)
         self.check_now()
         offsets, st_stop, st_seq, st_arr, st_dep, st_pick, st_drop = st
         # trips without (enough) stop times are dropped by the compiler; tell the user
@@ -422,6 +444,7 @@ class _Parser:
                 {"trip": [], "start_s": [], "end_s": [], "headway_s": [], "exact_times": []}),
             transfers=transfers,
             shape_ids=shape_ids, shape_offsets=shape_off, shape_lat=shape_lat, shape_lon=shape_lon,
+            pathways=pathways,
         )
 
     def check_files(self) -> None:
@@ -852,6 +875,35 @@ class _Parser:
         return pd.DataFrame({
             "trip": t, "start_s": start, "end_s": end, "headway_s": head,
             "exact_times": _int_col(df, "exact_times", 0),
+        })
+
+    def read_pathways(self, stops: pd.DataFrame) -> pd.DataFrame | None:
+        """pathways.txt (gtfs-kit does not read it): edges between stops/nodes of a station."""
+        df = _read_raw_table(self.source.path, "pathways.txt")
+        if df is None or not len(df):
+            return None
+        need = ("from_stop_id", "to_stop_id", "pathway_mode", "is_bidirectional")
+        if any(c not in df.columns for c in need):
+            self.warn(f"pathways.txt lacks one of the columns {', '.join(need)}; ignored")
+            return None
+        sidx = pd.Index(stops.stop_id)
+        fs = sidx.get_indexer(_strip(df["from_stop_id"]).fillna(""))
+        ts = sidx.get_indexer(_strip(df["to_stop_id"]).fillna(""))
+        bad = (fs < 0) | (ts < 0)
+        if bad.any():
+            self.warn(f"pathways.txt: {int(bad.sum())} pathway(s) naming unknown stops ignored")
+
+        def num(col: str) -> np.ndarray:
+            if col not in df.columns:
+                return np.full(len(df), np.nan)
+            return pd.to_numeric(df[col], errors="coerce").to_numpy(np.float64)
+
+        ok = ~bad
+        self.r.counts["pathways"] = int(ok.sum())
+        return pd.DataFrame({
+            "from_stop": fs[ok].astype(np.int64), "to_stop": ts[ok].astype(np.int64),
+            "traversal_s": num("traversal_time")[ok], "length_m": num("length")[ok],
+            "bidirectional": _int_col(df, "is_bidirectional", 0)[ok] == 1,
         })
 
     def read_transfers(self, stops: pd.DataFrame, trips: pd.DataFrame) -> pd.DataFrame:

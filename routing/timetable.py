@@ -59,7 +59,7 @@ PICKUP_REGULAR, PICKUP_NONE, PICKUP_PHONE, PICKUP_DRIVER = 0, 1, 2, 3
 TRANSFER_RECOMMENDED, TRANSFER_TIMED, TRANSFER_MIN_TIME, TRANSFER_FORBIDDEN = 0, 1, 2, 3
 
 #: Bumped whenever the layout or the compiler's semantics change; part of the cache key.
-TIMETABLE_VERSION = "2"
+TIMETABLE_VERSION = "3"  # 3: pathways.txt footpaths
 
 
 @dataclass(frozen=True)
