@@ -196,3 +196,29 @@ def test_the_bill_is_reconciled_and_a_planted_mismatch_found_on_its_line(client,
     lines = fake.bill_csv(day).split("\r\n")
     assert m["code"] == "amount_mismatch" and orders[1]["order_id"] in lines[m["line"] - 1]
     assert (m["ours"], m["theirs"]) == (orders[1]["total"]["amount"], orders[1]["total"]["amount"] - 1)
+
+
+def test_the_cli_reconciles_a_saved_bill_and_names_a_bad_line(cli_env, alipay_server, monkeypatch, capsys):  # noqa: ANN001
+    """`maas payments reconcile-bill --provider alipay --file` on the zip as Alipay serves it."""
+    from maas.cli import main
+
+    k = alipay_server.provider_kwargs()
+    for name, value in (("ALIPAY_APP_ID", k["app_id"]), ("ALIPAY_APP_PRIVATE_KEY", k["app_private_key"]),
+                        ("ALIPAY_PUBLIC_KEY", k["alipay_public_key"]), ("ALIPAY_NOTIFY_URL", k["notify_url"]),
+                        ("ALIPAY_GATEWAY", k["gateway"])):
+        monkeypatch.setenv(name, value)
+    day = dt.date(2026, 3, 2)
+    alipay_server.extra_rows.append(  # a payment we never took, on the bill's first row
+        ["2026030222001XYZ\t", "ord_stranger\t", "交易", "x", "2026-03-02 10:00:00", "2026-03-02 10:00:05", "", "",
+         "", "", "", "5.00", "5.00", "0.00", "0.00", "0.00", "0.00", "0.00", "", "0.00", "0.00", "", "0.00", "0.00",
+         ""])
+    bill = cli_env / "bill.zip"
+    bill.write_bytes(alipay_server.bill_zip(day))
+    assert main(["payments", "reconcile-bill", "--provider", "alipay", "--date", str(day), "--file", str(bill)]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert [(m["code"], m["line"], m["payment_ref"]) for m in report["mismatches"]] == [
+        ("unknown_payment", 6, "ord_stranger")]
+    alipay_server.extra_rows[0][11] = "5.0O"
+    bill.write_bytes(alipay_server.bill_zip(day))
+    assert main(["payments", "reconcile-bill", "--provider", "alipay", "--date", str(day), "--file", str(bill)]) != 0
+    assert "line 6: not an amount in yuan" in capsys.readouterr().err
