@@ -125,7 +125,8 @@ class AlipayProvider:
             code = getattr(exc, "_AliPayException__code", None)  # the SDK keeps it private
             # only the gateway's own refusals of the request (parameters, signature, app id, permission) are
             # sure to have done nothing; anything else unsigned may hide a request that went through
-            raise self._error(f"Alipay refused {what}: {exc}", definitive=code in _GATEWAY_REFUSALS) from exc
+            raise self._error(f"Alipay refused {what}: {str(exc)[:300]}",
+                              definitive=code in _GATEWAY_REFUSALS) from exc
         except (URLError, OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
             # network, timeout, HTTP 5xx, not JSON, JSON that is not Alipay's shape (the SDK trips on it)
             raise self._error(f"Alipay could not be reached for {what}: {exc!r}", definitive=False) from exc
