@@ -113,7 +113,7 @@ def configured_rails(s: Settings) -> dict[str, PaymentProvider]:
         rails["alipay"] = AlipayProvider(
             app_id=s.alipay_app_id, app_private_key=_secret(s.alipay_app_private_key) or "",
             alipay_public_key=s.alipay_public_key or "", notify_url=s.alipay_notify_url or "",
-            gateway=s.alipay_gateway)
+            gateway=s.alipay_gateway, seller_id=s.alipay_seller_id or None)
     return rails
 
 

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
         "ALIPAY_NOTIFY_URL", "MAAS_ALIPAY_NOTIFY_URL"))
     alipay_gateway: str | None = Field(default=None, validation_alias=AliasChoices(
         "ALIPAY_GATEWAY", "MAAS_ALIPAY_GATEWAY"))
+    #: the merchant's Alipay user id (2088...): a notification of a payment to another seller is not ours to ticket
+    alipay_seller_id: str | None = Field(default=None, validation_alias=AliasChoices(
+        "ALIPAY_SELLER_ID", "MAAS_ALIPAY_SELLER_ID"))
 
     # Ticketing: offer/order lifetimes, QR freshness, ticket validity around a leg, platform fare and refund files.
     offer_ttl_s: int = Field(default=600, gt=0)

@@ -9,7 +9,7 @@ key (AEAD_AES_256_GCM). On top of it this module adds what the SDK leaves to its
 - notifications outside a 5-minute window of their ``Wechatpay-Timestamp`` are refused (replays), as are
   those signed under a serial we do not know (checked before the SDK, which would otherwise go and download
   certificates for every forged serial) and those for another merchant or app;
-- amounts are fen (CNY only: another currency is refused, definitively, before any request);
+- amounts are fen (CNY only: another currency is refused with `PaymentMethodUnavailable` before any request);
 - ``out_trade_no`` is derived from our order id (`out_trade_no`), ``out_refund_no`` is our refund id, so a
   retried prepay or refund is the same one at WeChat (WeChat is idempotent on both);
 - event ids are stable per WeChat notification (``wechat:<notification id>``) and per queried state
@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 import requests
 
-from ticketing.errors import InvalidWebhook, PaymentProviderError, ProviderNotAvailable
+from ticketing.errors import InvalidWebhook, PaymentMethodUnavailable, PaymentProviderError, ProviderNotAvailable
 from ticketing.payments import BillLine, PaymentEvent, ProviderPayment, ProviderRefund, RefundUpdate
 
 #: WeChat Pay's times (``time_expire``, bills) are Beijing time.
@@ -86,7 +86,9 @@ def _error(message: str, *, definitive: bool, code: str | None = None) -> Paymen
 
 def _require_cny(currency: str) -> None:
     if currency.upper() != "CNY":
-        raise _error(f"WeChat Pay takes CNY only, not {currency!r}", definitive=True)
+        # the same answer as Alipay's: the passenger picks another rail (422), nothing was asked of WeChat
+        raise PaymentMethodUnavailable(f"WeChat Pay takes payments in CNY only, not {currency}",
+                                       details={"payment_method": "wechat", "currency": currency})
 
 
 class WeChatPayProvider:
@@ -244,7 +246,7 @@ class WeChatPayProvider:
         return PaymentEvent(event_id=event_id, provider=self.name, kind=kind, payment_ref=ref,
                             amount=amount.get("total") if kind == "payment_succeeded" else None,
                             currency=amount.get("currency") if kind == "payment_succeeded" else None,
-                            provider_txn=txn)
+                            provider_txn=txn, occurred_at=_success_time(data.get("success_time")))
 
     def close_payment(self, payment_ref: str) -> None:
         """Closes the order at WeChat (idempotent there). A paid order is left as it is: its success
@@ -481,3 +483,15 @@ def _provider_refund(data: Any) -> ProviderRefund:
     if not isinstance(data, dict) or not data.get("refund_id"):
         raise _error("WeChat Pay's refund answer has no refund_id", definitive=False)
     return ProviderRefund(ref=str(data["refund_id"]), status=_REFUND_STATES.get(str(data.get("status")), "pending"))
+
+
+def _success_time(value: Any) -> dt.datetime | None:
+    """WeChat's ``success_time`` (RFC 3339, e.g. ``2026-12-03T10:15:00+08:00``): when the money was taken,
+    the time the trade bill files the payment under. None when absent or not a zoned time."""
+    if not isinstance(value, str):
+        return None
+    try:
+        t = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return t if t.tzinfo is not None else None

@@ -542,7 +542,8 @@ def _apply(session: Session, event: PaymentEvent, *, provider: PaymentProvider, 
         return "amount_mismatch"
     payment.status = "succeeded"
     payment.updated_at = now
-    payment.paid_at = event.occurred_at or now
+    # stored in UTC: SQLite keeps no offset, so a +08:00 time would come back eight hours off
+    payment.paid_at = (event.occurred_at or now).astimezone(dt.UTC)
     if event.provider_txn:
         payment.provider_txn = event.provider_txn[:64]
     session.add(payment)

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from pydantic import SecretStr
 
-from tests.alipay_server import BUYER_ID, FORGER_KEY, FakeAlipay
+from tests.alipay_server import BUYER_ID, FORGER_KEY, SELLER_ID, FakeAlipay
 from tests.security.refund_support import recorded
 from tests.ticketing.test_payment_rails import _occupied
 from tests.ticketing_support import buy, city, demo, journey, traveler  # noqa: F401
@@ -31,7 +31,7 @@ def settings(settings, alipay_server: FakeAlipay):  # noqa: ANN001, ANN201
     return settings.model_copy(update={
         "alipay_app_id": k["app_id"], "alipay_app_private_key": SecretStr(k["app_private_key"]),
         "alipay_public_key": k["alipay_public_key"], "alipay_notify_url": k["notify_url"],
-        "alipay_gateway": k["gateway"]})
+        "alipay_gateway": k["gateway"], "alipay_seller_id": SELLER_ID})
 
 
 @pytest.fixture
@@ -131,6 +131,9 @@ def test_a_notification_with_the_wrong_amount_tickets_nothing(client, demo, logi
     fake.pay(order["order_id"])
     wrong = fake.notification(order["order_id"], total_amount=yuan(order["total"]["amount"] - 1))
     assert _outcome(_notify(client, wrong)) == "amount_mismatch"
+    # paid to another seller (ALIPAY_SELLER_ID is ours): not money we received
+    elsewhere = fake.notification(order["order_id"], seller_id="2088999999999999")
+    assert _outcome(_notify(client, elsewhere)) == "amount_mismatch"
     assert _status(client, h, order)["tickets"] == []
 
 

@@ -9,6 +9,8 @@ post ledger entries equal to what WeChat paid back; the day's trade bill is reco
 
 from __future__ import annotations
 
+import datetime as dt
+
 import time
 
 import pytest
@@ -111,7 +113,11 @@ def test_a_lost_notification_is_recovered_and_the_late_one_changes_nothing(clien
     assert r["outcome"] == "ticketed" and r["status"] == "ticketed"
     body, headers = fake.notify_payment(ref)  # ... and arrives after all
     assert _post(client, body, headers).headers["X-Maas-Outcome"] == "already_paid"
-    assert len(_order(client, h, order["order_id"])["tickets"]) == 2
+    got = _order(client, h, order["order_id"])
+    assert len(got["tickets"]) == 2
+    # paid_at is WeChat's success_time (the time its trade bill files the payment under), not our clock's
+    paid_at = dt.datetime.fromisoformat(got["payments"][0]["paid_at"])
+    assert abs(paid_at.timestamp() - fake.orders[ref]["success_time"]) < 1
 
 
 def test_a_closed_payment_releases_the_seats(client, app, login, fake, demo):  # noqa: ANN001

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from ticketing.errors import InvalidWebhook, PaymentProviderError, ProviderNotAvailable
+from ticketing.errors import InvalidWebhook, PaymentMethodUnavailable, PaymentProviderError, ProviderNotAvailable
 from ticketing.pay_wechat import WeChatPayProvider, out_refund_no, out_trade_no, parse_trade_bill
 from tests import wechat_server as ws
 
@@ -64,9 +64,9 @@ def test_prepay_and_signed_request_payment_params(wx, wechat_server) -> None:  #
 
 
 def test_prepay_refusals(wx, wechat_server) -> None:  # noqa: ANN001
-    with pytest.raises(PaymentProviderError, match="CNY only") as exc:
+    with pytest.raises(PaymentMethodUnavailable, match="CNY only") as exc:
         wx.create_payment(order_id="ord_usd_000001", amount=100, currency="USD", payer=OPENID)
-    assert exc.value.definitive  # type: ignore[attr-defined]
+    assert exc.value.status == 422
     with pytest.raises(PaymentProviderError, match="openid"):
         wx.create_payment(order_id="ord_nopayer_01", amount=100, currency="CNY")
     assert wechat_server.requests == []  # refused before asking WeChat
