@@ -392,10 +392,14 @@ def _merge(parts: list[_FeedPart], options: CompileOptions) -> Timetable:
         r = p.pf.transfers
         if not len(r):
             continue
-        stop_rules = r[(r.from_trip < 0) & (r.to_trip < 0)]
+        for c in ("from_route", "to_route"):  # transfers frames of feeds parsed before routes were read
+            if c not in r:
+                r = r.assign(**{c: -1})
+        keyed = (r.from_trip >= 0) | (r.to_trip >= 0) | (r.from_route >= 0) | (r.to_route >= 0)
+        stop_rules = r[~keyed & (r.transfer_type <= 3)]
         fr, to, ty, mt = _expand_station_rules(stop_rules, p.pf.stops)
         rule_fr.append(fr + st_off[i]); rule_to.append(to + st_off[i]); rule_type.append(ty); rule_min.append(mt)
-        trip_rules = r[(r.from_trip >= 0) | (r.to_trip >= 0)]
+        trip_rules = r[((r.from_trip >= 0) | (r.to_trip >= 0)) & (r.from_route < 0) & (r.to_route < 0)]
         if len(trip_rules):
             tt_rules.append(_trip_rules(trip_rules, p, st_off[i], trip_off[i]))
     if rule_fr:
@@ -661,7 +665,8 @@ def _trip_rules(rules: pd.DataFrame, part: _FeedPart, st_off: int, trip_off: int
     out = out.assign(ft=out.ft.fillna(-1), tt=out.tt.fillna(-1))
     return pd.DataFrame({
         "from_trip": out.ft.to_numpy(np.int64), "to_trip": out.tt.to_numpy(np.int64),
-        "from_stop": out.from_stop.to_numpy(np.int64) + st_off, "to_stop": out.to_stop.to_numpy(np.int64) + st_off,
+        "from_stop": np.where(out.from_stop >= 0, out.from_stop + st_off, -1).astype(np.int64),
+        "to_stop": np.where(out.to_stop >= 0, out.to_stop + st_off, -1).astype(np.int64),
         "transfer_type": out.transfer_type.to_numpy(np.int64),
         "min_transfer_time": np.where(out.transfer_type.to_numpy() == 2, out.min_transfer_time.to_numpy(), 0),
     })

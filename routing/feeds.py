@@ -164,7 +164,7 @@ class ParsedFeed:
     st_pickup: np.ndarray  # (n,) int8
     st_dropoff: np.ndarray  # (n,) int8
     frequencies: pd.DataFrame  # trip (int), start_s, end_s, headway_s, exact_times
-    transfers: pd.DataFrame  # from_stop, to_stop (int, -1 none), from_trip, to_trip (int, -1), transfer_type, min_transfer_time
+    transfers: pd.DataFrame  # from_stop, to_stop, from_route, to_route, from_trip, to_trip (int, -1 none), transfer_type, min_transfer_time
     shape_ids: np.ndarray  # (H,) str
     shape_offsets: np.ndarray  # (H+1,) int64
     shape_lat: np.ndarray  # (G,) float64
@@ -404,7 +404,7 @@ class _Parser:
         st = self.read_stop_times(stops, trips)
         self.check_now()
         freqs = self.read_frequencies(trips)
-        transfers = self.read_transfers(stops, trips)
+        transfers = self.read_transfers(stops, trips, routes)
         pathways = self.read_pathways(stops)
         self.check_now()
         offsets, st_stop, st_seq, st_arr, st_dep, st_pick, st_drop = st
@@ -906,13 +906,20 @@ class _Parser:
             "bidirectional": _int_col(df, "is_bidirectional", 0)[ok] == 1,
         })
 
-    def read_transfers(self, stops: pd.DataFrame, trips: pd.DataFrame) -> pd.DataFrame:
+    def read_transfers(self, stops: pd.DataFrame, trips: pd.DataFrame, routes: pd.DataFrame) -> pd.DataFrame:
+        """transfers.txt rules keyed by stops, routes and/or trips (index -1 = not given), types 0-5.
+
+        Stops are required for types 1-3 and optional for the linked-trip types 4/5,
+        which need both trips (GTFS reference); rows breaking that are dropped with a warning.
+        """
         df = self.table("transfers")
-        cols = ["from_stop", "to_stop", "from_trip", "to_trip", "transfer_type", "min_transfer_time"]
+        cols = ["from_stop", "to_stop", "from_route", "to_route", "from_trip", "to_trip", "transfer_type",
+                "min_transfer_time"]
         if df is None or len(df) == 0:
             return pd.DataFrame({c: np.zeros(0, dtype=np.int64) for c in cols})
         sidx = pd.Index(stops.stop_id)
         tidx = pd.Index(trips.trip_id)
+        ridx = pd.Index(routes.route_id)
 
         def lookup(col: str, index: pd.Index) -> np.ndarray:
             if col not in df.columns:
@@ -929,24 +936,30 @@ class _Parser:
             return out
 
         fs, ts = lookup("from_stop_id", sidx), lookup("to_stop_id", sidx)
+        fr, tr = lookup("from_route_id", ridx), lookup("to_route_id", ridx)
         ft, tt = lookup("from_trip_id", tidx), lookup("to_trip_id", tidx)
         ttype = _int_col(df, "transfer_type", 0)
         mt = _int_col(df, "min_transfer_time", 0)
-        ok = (fs != -2) & (ts != -2) & (ft != -2) & (tt != -2)
-        other = ~np.isin(ttype, (0, 1, 2, 3))
+        ok = (fs != -2) & (ts != -2) & (fr != -2) & (tr != -2) & (ft != -2) & (tt != -2)
+        other = ~np.isin(ttype, (0, 1, 2, 3, 4, 5))
         if (other & ok).any():
-            self.warn(f"transfers.txt: {int((other & ok).sum())} row(s) with transfer_type outside 0-3 (in-seat "
-                      "transfers) ignored")
+            self.warn(f"transfers.txt: {int((other & ok).sum())} row(s) with transfer_type outside 0-5 ignored")
         ok &= ~other
-        for c in ("from_route_id", "to_route_id"):
-            if c in df.columns and _strip(df[c].astype("string")).notna().any():
-                self.warn(f"transfers.txt: route-level rules ({c}) are not supported and are ignored")
-                ok &= _strip(df[c].astype("string")).isna().to_numpy()
-        nostop = (fs < 0) | (ts < 0)
+        linked = np.isin(ttype, (4, 5))
+        notrips = linked & ((ft < 0) | (tt < 0))
+        if (notrips & ok).any():
+            self.warn(f"transfers.txt: {int((notrips & ok).sum())} linked-trip row(s) (type 4/5) without "
+                      "from_trip_id/to_trip_id ignored")
+        ok &= ~notrips
+        nostop = ~linked & ((fs < 0) | (ts < 0))
         if (nostop & ok).any():
             self.warn(f"transfers.txt: {int((nostop & ok).sum())} row(s) without from/to stop ignored")
         ok &= ~nostop
+        keyed = ok & ((fr >= 0) | (tr >= 0) | (ft >= 0) | (tt >= 0))
+        if keyed.any():
+            self.warn(f"transfers.txt: {int(keyed.sum())} route/trip-specific or linked-trip rule(s) are kept in "
+                      "the timetable but not used by the journey search (its change times are per stop)")
         return pd.DataFrame({
-            "from_stop": fs[ok], "to_stop": ts[ok], "from_trip": ft[ok], "to_trip": tt[ok],
-            "transfer_type": ttype[ok], "min_transfer_time": mt[ok],
+            "from_stop": fs[ok], "to_stop": ts[ok], "from_route": fr[ok], "to_route": tr[ok],
+            "from_trip": ft[ok], "to_trip": tt[ok], "transfer_type": ttype[ok], "min_transfer_time": mt[ok],
         })

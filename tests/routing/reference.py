@@ -27,6 +27,7 @@ Not supported (raises): frequencies.txt, blank stop times.
 from __future__ import annotations
 
 import io
+import math
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -717,3 +718,181 @@ def walking_graph_m(tt, walk_speed_m_s: float = 1.3, max_walk_m: float = 1e9):
             w = max(int(tt.footpath_s[e]), math.ceil(m / walk_speed_m_s))
             footpaths.setdefault(ids[u], []).append((ids[int(tt.footpath_to[e])], w, math.ceil(m)))
     return footpaths
+
+
+# ---------------------------------------------------------------------------------------------
+# transfers.txt rules keyed by routes / trips, and linked trips (in-seat transfers)
+
+
+@dataclass
+class TransferRules:
+    """transfers.txt read from the GTFS text, independently of ``routing``.
+
+    ``rules``: ``(from_stop, to_stop, from_route, to_route, from_trip, to_trip, type, min_s)``
+    (namespaced ids, ``""`` = not given). ``time(...)`` picks the most specific rule
+    for a transfer between two trips (GTFS ranking: both trips > a trip and a route >
+    one trip > both routes > one route > stops only; within a rank a rule naming the
+    platform beats one naming its station) and returns the seconds it needs
+    (``None`` = not possible, ``"generic"`` = no rule applies: the walking graph decides).
+    ``in_seat`` holds ``(from_trip, to_trip)`` pairs of type 4: the rider stays aboard
+    at the last stop of the first trip onto the next without it counting as a transfer.
+    """
+
+    rules: list[tuple]
+    parent: dict[str, str]
+    in_seat: set[tuple[str, str]]
+
+    @classmethod
+    def from_gtfs(cls, feeds: list[tuple[str, Path]]) -> TransferRules:
+        rules, parent, in_seat = [], {}, set()
+        for feed_id, path in feeds:
+            stops = read_table(path, "stops.txt")
+            if "parent_station" in stops:
+                for sid, p in zip(stops["stop_id"], stops["parent_station"]):
+                    if p.strip():
+                        parent[f"{feed_id}:{sid.strip()}"] = f"{feed_id}:{p.strip()}"
+            tr = read_table(path, "transfers.txt")
+            if tr is None:
+                continue
+            for r in tr.to_dict("records"):
+                def g(c, r=r):
+                    v = str(r.get(c, "") or "").strip()
+                    return f"{feed_id}:{v}" if v else ""
+                ty = int(str(r.get("transfer_type", "") or "0").strip() or 0)
+                mt = int(str(r.get("min_transfer_time", "") or "0").strip() or 0)
+                rules.append((g("from_stop_id"), g("to_stop_id"), g("from_route_id"), g("to_route_id"),
+                              g("from_trip_id"), g("to_trip_id"), ty, mt))
+                if ty == 4:
+                    in_seat.add((g("from_trip_id"), g("to_trip_id")))
+        return cls(rules, parent, in_seat)
+
+    def _stop_rank(self, rule_stop: str, stop: str) -> int | None:
+        if not rule_stop:
+            return 0
+        if rule_stop == stop:
+            return 2
+        if self.parent.get(stop) == rule_stop:
+            return 1
+        return None
+
+    def time(self, q: str, u: str, from_trip: str, from_route: str, to_trip: str, to_route: str,
+             min_change_s: int = 0, walk_s: int = 0):
+        """Type 1: 0 s at one stop (the vehicle waits), the walk between two; type 2: ``min_transfer_time``,
+        no less than ``min_change_s`` nor than the straight-line ``walk_s`` between two stops."""
+        best, best_key = "generic", None
+        for fs, ts, fr, tr, ft, tt, ty, mt in self.rules:
+            if ty > 3 or (ft and ft != from_trip) or (tt and tt != to_trip) or (fr and fr != from_route) \
+                    or (tr and tr != to_route):
+                continue
+            a, b = self._stop_rank(fs, q), self._stop_rank(ts, u)
+            if a is None or b is None or not fs or not ts:
+                continue
+            trips, routes = bool(ft) + bool(tt), bool(fr) + bool(tr)
+            rank = {(2, 0): 6, (1, 1): 5, (1, 0): 4, (0, 2): 3, (0, 1): 2, (0, 0): 1}[(trips, routes)]
+            key = (rank, a + b)
+            if best_key is None or key > best_key:
+                best_key = key
+                if ty == 3:
+                    best = None
+                elif ty == 1:
+                    best = 0 if q == u else "generic"
+                elif ty == 2:
+                    best = max(mt, min_change_s, walk_s if q != u else 0)
+                else:
+                    best = "generic"
+        return best
+
+
+def earliest_arrivals_rules(
+    net: RefNetwork,
+    origin: str,
+    destination: str,
+    t0: int,
+    max_rides: int,
+    footpaths: dict[str, list[tuple[str, int]]],
+    change_s: dict[str, int | None],
+    rules: TransferRules,
+    min_change_s: int = 0,
+    horizon_s: int = 12 * 3600,
+    walk_speed_m_s: float = 1.3,
+) -> list[int | None]:
+    """Like :func:`earliest_arrivals`, honouring ``rules`` between the two trips of every transfer.
+
+    Labels are per *alighting event* (trip, stop, time), not per stop: a later
+    arrival on another trip may allow a transfer an earlier one does not. A
+    vehicle is boarded at ``u`` when some arrival of the previous round (or the
+    origin) makes the rider ready there for *that* trip. Linked trips (type 4) are
+    ridden on without counting a ride. Journeys with no ride are left out.
+    """
+    idx = net.stop_index
+    ids = net.stop_ids
+    into: dict[int, list[tuple[int, int]]] = {}  # u -> [(q, walking seconds)]
+    for u, lst in footpaths.items():
+        if u in idx:
+            for v, w in lst:
+                into.setdefault(idx[v], []).append((idx[u], w))
+    dest = {idx[s] for s in net.platforms(destination)}
+    egress: dict[int, int] = {s: 0 for s in dest}
+    for q, lst in into.items():
+        if q in dest:
+            for u, w in lst:
+                egress[u] = min(egress.get(u, INF), w)
+    start: dict[int, int] = {}
+    for o in (idx[s] for s in net.platforms(origin)):
+        start[o] = t0
+        for v, w in footpaths.get(ids[o], []):
+            start[idx[v]] = min(start.get(idx[v], INF), t0 + w)
+    lo = int(np.searchsorted(net.dep, t0, side="left"))
+    hi = int(np.searchsorted(net.dep, t0 + horizon_s, side="right"))
+    conns = list(zip(net.dep[lo:hi].tolist(), net.arr[lo:hi].tolist(), net.frm[lo:hi].tolist(),
+                     net.to[lo:hi].tolist(), net.trip[lo:hi].tolist(),
+                     net.pickup_ok[lo:hi].tolist(), net.dropoff_ok[lo:hi].tolist()))
+    key_trip = [k[0] for k in net.trip_keys]
+    linked: dict[int, list[int]] = {}  # trip key -> linked trip keys (same service date)
+    by_key = {k: i for i, k in enumerate(net.trip_keys)}
+    for a, b in rules.in_seat:
+        for i, (t, day) in enumerate(net.trip_keys):
+            if t == a and (b, day) in by_key:
+                linked.setdefault(i, []).append(by_key[(b, day)])
+    memo: dict[tuple, object] = {}
+
+    def ready_for(u: int, trip: int, dep: int, arrivals: dict[int, list[tuple[int, int]]]) -> bool:
+        for q, w in [(u, None)] + into.get(u, []):
+            for a, t_from in arrivals.get(q, []):
+                k = (ids[q], ids[u], t_from, trip)
+                if k not in memo:
+                    walk = 0
+                    if q != u:
+                        (la1, lo1), (la2, lo2) = net.stop_coords[ids[q]], net.stop_coords[ids[u]]
+                        walk = math.ceil(_haversine(la1, lo1, la2, lo2) / walk_speed_m_s)
+                    memo[k] = rules.time(ids[q], ids[u], key_trip[t_from], net.trip_route[t_from],
+                                         key_trip[trip], net.trip_route[trip], min_change_s, walk)
+                r = memo[k]
+                if r == "generic":
+                    c = change_s.get(ids[u], 0) if w is None else w
+                    if c is None:
+                        continue
+                    r = max(c, min_change_s)
+                if r is not None and a + r <= dep:
+                    return True
+        return False
+
+    best = INF
+    out: list[int | None] = [None]
+    arrivals: dict[int, list[tuple[int, int]]] = {}
+    for k in range(1, max_rides + 1):
+        on_board: set[int] = set()
+        new: dict[int, list[tuple[int, int]]] = {}
+        for dep, arr, u, v, trip, pu, do in conns:
+            if trip not in on_board and pu and (start.get(u, INF) <= dep if k == 1
+                                                else ready_for(u, trip, dep, arrivals)):
+                on_board.add(trip)
+            if trip in on_board:
+                on_board.update(linked.get(trip, ()))
+                if do:
+                    new.setdefault(v, []).append((arr, trip))
+                    if v in egress:
+                        best = min(best, arr + egress[v])
+        arrivals = new
+        out.append(None if best >= INF else best)
+    return out
