@@ -594,7 +594,7 @@ def _pathway_links(pf: ParsedFeed, served: np.ndarray, off: int, lat: np.ndarray
     straight line, so a slower walker's ``metres / speed`` floor still applies).
     """
     from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import dijkstra
+    from scipy.sparse.csgraph import connected_components, dijkstra
 
     pw = pf.pathways
     n = len(pf.stops)
@@ -615,13 +615,22 @@ def _pathway_links(pf: ParsedFeed, served: np.ndarray, off: int, lat: np.ndarray
     g = coo_matrix((w[order][first], (fr[order][first], to[order][first])), shape=(n, n)).tocsr()
     local = served[(served >= off) & (served < off + n)] - off
     src = local[np.isin(local, np.concatenate([fr, to]))]
-    if not len(src):
-        z = np.zeros(0, np.int64)
-        return z, z, z.astype(np.int32), z.astype(np.float32)
-    dist = dijkstra(g, directed=True, indices=src)[:, src]
-    i, j = np.nonzero(np.isfinite(dist) & (src[:, None] != src[None, :]))
-    u, v = src[i] + off, src[j] + off
-    return (u, v, np.ceil(dist[i, j] - 1e-3).astype(np.int32),
+    # one Dijkstra per connected pathway network (a station), so memory stays (platforms of a station)^2
+    _, comp = connected_components(g, directed=True, connection="weak")
+    us, vs, ss = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.float64)]
+    for c in np.unique(comp[src]):
+        cs = src[comp[src] == c]
+        if len(cs) < 2:
+            continue
+        nodes = np.flatnonzero(comp == c)
+        pos = np.searchsorted(nodes, cs)
+        dist = dijkstra(g[nodes][:, nodes], directed=True, indices=pos)[:, pos]
+        i, j = np.nonzero(np.isfinite(dist) & (cs[:, None] != cs[None, :]))
+        us.append(cs[i])
+        vs.append(cs[j])
+        ss.append(dist[i, j])
+    u, v = np.concatenate(us) + off, np.concatenate(vs) + off
+    return (u, v, np.ceil(np.concatenate(ss) - 1e-3).astype(np.int32),
             haversine_m(lat[u], lon[u], lat[v], lon[v]).astype(np.float32))
 
 
