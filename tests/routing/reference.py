@@ -777,8 +777,9 @@ class TransferRules:
 
     def time(self, q: str, u: str, from_trip: str, from_route: str, to_trip: str, to_route: str,
              min_change_s: int = 0, walk_s: int = 0):
-        """Type 1: 0 s at one stop (the vehicle waits), the walk between two; type 2: ``min_transfer_time``,
-        no less than ``min_change_s`` nor than the straight-line ``walk_s`` between two stops."""
+        """Seconds the most specific matching rule needs: types 0/1 nothing at one stop and the
+        straight-line walk ``walk_s`` between two, type 2 ``min_transfer_time``, never less than
+        ``min_change_s`` nor ``walk_s``; type 3 ``None`` (not possible); no rule ``"generic"``."""
         best, best_key = "generic", None
         for fs, ts, fr, tr, ft, tt, ty, mt in self.rules:
             if ty > 3 or (ft and ft != from_trip) or (tt and tt != to_trip) or (fr and fr != from_route) \
@@ -792,14 +793,8 @@ class TransferRules:
             key = (rank, a + b)
             if best_key is None or key > best_key:
                 best_key = key
-                if ty == 3:
-                    best = None
-                elif ty == 1:
-                    best = 0 if q == u else "generic"
-                elif ty == 2:
-                    best = max(mt, min_change_s, walk_s if q != u else 0)
-                else:
-                    best = "generic"
+                walk = walk_s if q != u else 0
+                best = None if ty == 3 else max(mt if ty == 2 else 0, min_change_s, walk)
         return best
 
 

@@ -285,6 +285,80 @@ def test_router_matches_rules_oracle(tmp_path, case):
     assert got[-1] == want
 
 
+def walk_feed(tmp_path, name: str, rules: str):
+    """T1 (R1) A 08:00 -> X1 08:10; Y1 is 100 m from X1 (77 s walk); U1-U3 (R2) Y1 08:11/13/20 -> B.
+    Linked chain T1 -> W1 (R4) X1 08:10 -> Z 08:20 -> W2 (R5) Z 08:20 -> B 08:45."""
+    return write_gtfs(tmp_path / name, {
+        "stops.txt": """
+            stop_id,stop_name,stop_lat,stop_lon,location_type,parent_station
+            XS,X station,0.05,0.05,1,
+            YS,Y station,0.05,0.0509,1,
+            X1,X platform,0.05,0.05,0,XS
+            Y1,Y platform,0.05,0.0509,0,YS
+            A,Alpha,0.00,0.00,0,
+            Z,Zeta,0.08,0.00,0,
+            B,Beta,0.10,0.10,0,
+        """,
+        "routes.txt": """
+            route_id,route_short_name,route_type
+            R1,1,3
+            R2,2,3
+            R4,4,3
+            R5,5,3
+        """,
+        "trips.txt": """
+            route_id,service_id,trip_id
+            R1,WK,T1
+            R2,WK,U1
+            R2,WK,U2
+            R2,WK,U3
+            R4,WK,W1
+            R5,WK,W2
+        """,
+        "stop_times.txt": stop_times({
+            "T1": "A 08:00  X1 08:10",
+            "U1": "Y1 08:11  B 08:30", "U2": "Y1 08:13  B 08:32", "U3": "Y1 08:20  B 08:40",
+            "W1": "X1 08:10  Z 08:20", "W2": "Z 08:20  B 08:45",
+        }),
+        "transfers.txt": RULES_HEADER + "\n" + rules,
+    })
+
+
+WALK10 = "X1,Y1,,,,,2,600\n"  # ten minutes from X1 to Y1
+WALK_CASES = [
+    ("walk_generic", "", 1, (8, 32), True),
+    ("walk_stop_min_time", WALK10, 1, (8, 40), True),
+    ("walk_route_forbidden", "X1,Y1,R1,R2,,,3,\n", 1, None, False),
+    ("walk_station_route_forbidden", "XS,YS,R1,R2,,,3,\n", 1, None, False),
+    ("walk_route_min_time_over_stop", WALK10 + "X1,Y1,R1,R2,,,2,120\n", 1, (8, 32), False),
+    ("walk_route_timed_over_stop", WALK10 + "X1,Y1,R1,R2,,,1,\n", 1, (8, 32), False),
+    ("linked_chain", "X1,X1,,,,,3,\nZ,Z,,,,,3,\n,,,,T1,W1,4,\n,,,,W1,W2,4,\n", 0, (8, 45), False),
+    # W1 -> W2 not linked and no change at Z: the walk to Y1 remains
+    ("linked_chain_broken", "X1,X1,,,,,3,\nZ,Z,,,,,3,\n,,,,T1,W1,4,\n", 2, (8, 32), True),
+]
+
+
+@pytest.mark.parametrize("case", WALK_CASES, ids=[c[0] for c in WALK_CASES])
+def test_oracle_honours_rules_between_stops(tmp_path, case):
+    name, rules, max_transfers, want_hm, _ = case
+    feed = walk_feed(tmp_path, name, rules)
+    tz = ZoneInfo("Europe/Berlin")
+    t0 = datetime(2025, 3, 5, 7, 55, tzinfo=tz)
+    tt = compile_timetable([FeedSource("f", feed, "f")])
+    net = RefNetwork.from_gtfs([("f", feed)], date(2025, 3, 5))
+    fp, change = walking_graph(tt)
+    got = earliest_arrivals_rules(net, "f:A", "f:B", int(t0.timestamp()), max_transfers + 1, fp, change,
+                                  TransferRules.from_gtfs([("f", feed)]))
+    want = None if want_hm is None else int(datetime(2025, 3, 5, *want_hm, tzinfo=tz).timestamp())
+    assert got[-1] == want
+    req = PlanRequest("f:A", "f:B", depart_at=t0, max_transfers=max_transfers)
+    router = earliest_arrival(tt, req)
+    if case[4]:
+        assert router[1:] == got[1:]
+    else:  # documents the gap: the search judges these transfers by the stop rules only
+        assert router[-1] != want
+
+
 def test_rules_oracle_agrees_with_plain_oracle_on_random_stop_rules(tmp_path):
     """With stop-level rules only, the rule-aware oracle (reading transfers.txt itself, labels per arrival
     event) finds what the plain oracle finds with the compiled change times (random networks)."""
