@@ -961,6 +961,8 @@ def _mcraptor(
 FS_ONET, FS_OLAST, FS_OFROM, FS_ODEP, FS_OARR, FS_OGROUP, FS_OCHAIN, FS_PG, FS_PDEP, FS_PARR, FS_PCHAIN = range(11)
 N_FS = 11
 UNPRICED_COST = np.int64(1) << np.int64(40)  # == routing.fares.UNPRICED
+#: Start time of a transfer allowance that has run out (every timed rule fails; see :func:`_expire`).
+EXPIRED = -(np.int64(1) << np.int64(50))
 
 
 @njit(cache=True, nogil=True)
@@ -1057,20 +1059,21 @@ def _same_state(a, b):
 
 
 @njit(cache=True, nogil=True)
-def _fare_insert(heads, k, s, next_, L_arr, L_fare, L_paid, L_st, arr, fare, paid, st, n_lab, cap, timed):
+def _fare_insert(heads, k, s, next_, L_arr, L_fare, L_paid, L_st, arr, fare, paid, st, n_lab, cap):
     """Insert a label into bag ``heads[k, s]`` unless a label of a round ``<= k`` dominates it.
 
-    Domination needs the same fare state, no more fare and no more paid, and
-    an arrival no later (exactly the same when fares depend on times: then an
-    earlier label boards other vehicles, whose times change future prices).
-    Removes the round-``k`` labels it dominates. Returns the label id, ``-1``
-    if dominated, ``-2`` if the pool is full.
+    Domination needs the same fare state (times of the open leg and of the
+    transfer allowance included), no more fare, no more paid and an arrival no
+    later: the earlier label can board every trip the later one can (the
+    kernel boards every trip that can matter, see :func:`_mcraptor_fare`) and
+    a journey's price depends only on the fare state and the trips taken from
+    here. Removes the round-``k`` labels it dominates. Returns the label id,
+    ``-1`` if dominated, ``-2`` if the pool is full.
     """
     for j in range(k + 1):
         l = heads[j, s]
         while l >= 0:
-            if L_fare[l] <= fare and L_paid[l] <= paid and (L_arr[l] == arr if timed else L_arr[l] <= arr) \
-                    and _same_state(L_st[l], st):
+            if L_fare[l] <= fare and L_paid[l] <= paid and L_arr[l] <= arr and _same_state(L_st[l], st):
                 return -1
             l = next_[l]
     if n_lab >= cap:
@@ -1079,8 +1082,7 @@ def _fare_insert(heads, k, s, next_, L_arr, L_fare, L_paid, L_st, arr, fare, pai
     l = heads[k, s]
     while l >= 0:
         nx = next_[l]
-        if fare <= L_fare[l] and paid <= L_paid[l] and (arr == L_arr[l] if timed else arr <= L_arr[l]) \
-                and _same_state(L_st[l], st):
+        if fare <= L_fare[l] and paid <= L_paid[l] and arr <= L_arr[l] and _same_state(L_st[l], st):
             if prev < 0:
                 heads[k, s] = nx
             else:
@@ -1106,61 +1108,70 @@ def _grow(a, m):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _fare_hash(key, arr, st, mask):
-    h = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(arr) * np.uint64(0xC2B2AE3D27D4EB4F)
-    for i in range(N_FS):
-        h = (h ^ np.uint64(st[i] + 7)) * np.uint64(0x100000001B3)
-    return np.int64(h & np.uint64(mask))
+def _expire(st, arr, group_lim, group_untimed):
+    """Drop a transfer allowance that has run out by ``arr`` (so equal futures get equal states).
+
+    Applies to a closed leg (``FS_OLAST < 0``) whose group has timed transfer
+    rules out: when even the latest start (its departure or arrival) plus the
+    longest limit is before ``arr``, no timed rule can hold for any later leg
+    (whose departure and arrival are ``>= arr``). Without untimed rules out the
+    group no longer matters (a failed rule prices like no rule); with them the
+    times become :data:`EXPIRED` (every timed rule fails, untimed ones hold).
+    """
+    g = st[FS_OGROUP]
+    if st[FS_OLAST] >= 0 or g < 0 or st[FS_ODEP] == EXPIRED:
+        return
+    lim = group_lim[g]
+    if lim < 0 or max(st[FS_ODEP], st[FS_OARR]) + lim >= arr:
+        return
+    if group_untimed[g]:
+        st[FS_ODEP] = EXPIRED
+        st[FS_OARR] = EXPIRED
+    else:
+        st[FS_OGROUP] = -1
+        st[FS_OCHAIN] = -1
+        st[FS_ODEP] = -1
+        st[FS_OARR] = -1
 
 
 @njit(cache=True, nogil=True)
-def _fare_insert_h(heads, btype, k, s, S, K1, next_, L_arr, L_fare, L_paid, L_st, L_dead, L_bkey, L_hnext, hheads,
-                   arr, fare, paid, st, n_lab, cap):
-    """:func:`_fare_insert` when fares depend on times: only labels with the same arrival and state compare,
-    so they are found through a hash table (``hheads``/``L_hnext``) and dominated ones are marked dead."""
-    mask = hheads.shape[0] - 1
-    for j in range(k + 1):
-        key = (btype * K1 + j) * S + s
-        l = hheads[_fare_hash(key, arr, st, mask)]
-        while l >= 0:
-            if L_bkey[l] == key and L_arr[l] == arr and not L_dead[l] and L_fare[l] <= fare and L_paid[l] <= paid \
-                    and _same_state(L_st[l], st):
-                return -1
-            l = L_hnext[l]
-    if n_lab >= cap:
-        return -2
-    key = (btype * K1 + k) * S + s
-    h = _fare_hash(key, arr, st, mask)
-    l = hheads[h]
-    while l >= 0:
-        if L_bkey[l] == key and L_arr[l] == arr and not L_dead[l] and fare <= L_fare[l] and paid <= L_paid[l] \
-                and _same_state(L_st[l], st):
-            L_dead[l] = True
-        l = L_hnext[l]
-    L_arr[n_lab] = arr
-    L_fare[n_lab] = fare
-    L_paid[n_lab] = paid
-    for i in range(N_FS):
-        L_st[n_lab, i] = st[i]
-    L_dead[n_lab] = False
-    L_bkey[n_lab] = key
-    L_hnext[n_lab] = hheads[h]
-    hheads[h] = n_lab
-    next_[n_lab] = heads[k, s]
-    heads[k, s] = n_lab
-    return n_lab
+def _trips_between(p, pos, t0, t1, pattern_time_offsets, pattern_n_trips, pattern_dep, pattern_shift, runs,
+                   out_c, out_slot, out_d):
+    """Every running trip of pattern ``p`` departing at position ``pos`` in ``[t0, t1]`` (query seconds).
 
-
-@njit(cache=True, nogil=True)
-def _fare_add(heads, btype, k, s, S, K1, next_, L_arr, L_fare, L_paid, L_st, L_dead, L_bkey, L_hnext, hheads,
-              arr, fare, paid, st, n_lab, cap, timed):
-    if timed:
-        return _fare_insert_h(heads, btype, k, s, S, K1, next_, L_arr, L_fare, L_paid, L_st, L_dead, L_bkey, L_hnext,
-                              hheads, arr, fare, paid, st, n_lab, cap)
-    l = _fare_insert(heads, k, s, next_, L_arr, L_fare, L_paid, L_st, arr, fare, paid, st, n_lab, cap, False)
-    if l >= 0:
-        L_dead[l] = False
-    return l
+    Fills ``out_c`` / ``out_slot`` / ``out_d`` (column, day slot, departure); returns how many.
+    """
+    run_offsets, run_cols = runs
+    n = pattern_n_trips[p]
+    base = pattern_time_offsets[p] + pos * n
+    m = 0
+    for slot in range(3):
+        sh = pattern_shift[p, slot]
+        if sh >= INF:
+            continue
+        a = run_offsets[slot, p]
+        b = run_offsets[slot, p + 1]
+        want = t0 - sh
+        lo = a
+        hi = b
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if pattern_dep[base + run_cols[mid]] < want:
+                lo = mid + 1
+            else:
+                hi = mid
+        for i in range(lo, b):
+            raw = pattern_dep[base + run_cols[i]]
+            if raw >= SKIP:
+                continue
+            d = raw + sh
+            if d > t1:
+                break
+            out_c[m] = run_cols[i]
+            out_slot[m] = slot
+            out_d[m] = d
+            m += 1
+    return m
 
 
 @njit(cache=True, nogil=True)
@@ -1177,6 +1188,11 @@ def _mcraptor_fare(
     ft,  # FareTables.kernel_args()
     net_joins, group_out,  # (N,) bool: network joins some network; (G,) bool: group has a transfer rule out
     timed,  # bool: some transfer rule has a duration limit
+    group_lim,  # (G,) int64 longest duration limit of the group's timed transfer rules out, -1 = none
+    group_untimed,  # (G,) bool: the group has a transfer rule out without a duration limit
+    net_later,  # (N,) bool: a leg of this network can start a timed transfer allowance
+    every_trip,  # bool: board every trip up to t_max where trip times can change a price (else the first only)
+    t_max,  # int64 query seconds: no label or journey arrives later (INF = no horizon)
     max_fare,  # int64 minor units, -1 = no limit
     t_dep, max_rounds, cap,
 ):
@@ -1189,10 +1205,21 @@ def _mcraptor_fare(
     first departure, last arrival, group, transfer chain; the previous leg's
     group, departure, arrival, chain). Labels are compared only with labels of
     the same state (see :func:`_fare_insert`); the state is canonicalised
-    (:func:`_canon_label`) so that states that price every future alike are
-    equal. Exact for the journeys that board the first reachable trip of each
-    pattern. ``max_fare`` prunes labels whose paid part exceeds it and
-    destination labels above it.
+    (:func:`_canon_label`, :func:`_expire`) so that states that price every
+    future alike are equal.
+
+    Boarding: from a label the first reachable trip of a pattern; with
+    ``every_trip`` also every later trip departing by ``t_max`` whenever the
+    trip's times can change a price — the new leg can start a timed transfer
+    allowance (``net_later``) or ends one that is still running (its previous
+    leg's group has timed rules). A later trip starts the allowance later, so
+    it can be cheaper downstream although it arrives later. Where no time limit
+    can be involved the first trip dominates (same state, earlier everywhere).
+    With ``every_trip`` the result is the exact Pareto set over (arrival,
+    fare, rides) of all journeys arriving by ``t_max``; without it, of the
+    journeys boarding the first reachable trip of each pattern (complete when
+    no rule has a time limit). ``max_fare`` prunes labels whose paid part
+    exceeds it and destination labels above it.
 
     Returns ``(n_targets, target rows (arr, fare, rides, ride label, egress
     stop), L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a)``;
@@ -1213,14 +1240,13 @@ def _mcraptor_fare(
     L_b = np.empty(cap, dtype=np.int32)
     L_a = np.empty(cap, dtype=np.int32)
     next_ = np.empty(cap, dtype=np.int32)
-    L_dead = np.empty(cap, dtype=np.bool_)
-    L_bkey = np.empty(cap, dtype=np.int64)
-    L_hnext = np.empty(cap, dtype=np.int32)
-    H = 1
-    if timed:
-        while H < 2 * cap:
-            H *= 2
-    hheads = np.full(H, -1, dtype=np.int32)
+    max_n = 1
+    for p in range(pattern_n_trips.shape[0]):
+        max_n = max(max_n, pattern_n_trips[p])
+    cand_c = np.empty(3 * max_n, dtype=np.int64)
+    cand_slot = np.empty(3 * max_n, dtype=np.int64)
+    cand_d = np.empty(3 * max_n, dtype=np.int64)
+    tr_head = np.full(3 * max_n, -1, dtype=np.int64)  # time-dependent fares: route-bag entries per trip
     ride_heads = np.full((K1, S), -1, dtype=np.int32)
     ready_heads = np.full((K1, S), -1, dtype=np.int32)
     TG = 1 << 14
@@ -1252,6 +1278,8 @@ def _mcraptor_fare(
     rb_parent = np.empty(RB, dtype=np.int64)
     rb_board = np.empty(RB, dtype=np.int64)
     rb_st = np.empty((RB, N_FS), dtype=np.int64)
+    rb_tnext = np.empty(RB, dtype=np.int64)
+    rb_dead = np.empty(RB, dtype=np.bool_)
     st = np.empty(N_FS, dtype=np.int64)
     ost = L_st[0]  # placeholder view, reassigned per label
 
@@ -1260,8 +1288,8 @@ def _mcraptor_fare(
         for j in range(N_FS):
             st[j] = -1
         r0 = t_dep + access_s[i]
-        l = _fare_add(ready_heads, 0, 0, s, S, K1, next_, L_arr, L_fare, L_paid, L_st, L_dead, L_bkey, L_hnext,
-                      hheads, r0, np.int64(0), np.int64(0), st, n_lab, cap, timed)
+        l = _fare_insert(ready_heads, 0, s, next_, L_arr, L_fare, L_paid, L_st, r0, np.int64(0), np.int64(0), st,
+                         n_lab, cap)
         if l == -2:
             return -1, tgt, L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a
         if l >= 0:
@@ -1298,10 +1326,14 @@ def _mcraptor_fare(
                 if n_rb > 0 and pattern_dropoff[so + pos] != NO_PICKUP and stop_ok[s]:
                     ta = stop_area[s]
                     for r in range(n_rb):
+                        if rb_dead[r]:
+                            continue
                         raw = pattern_arr[tb + pos * n + rb_c[r]]
                         if raw >= SKIP:
                             continue
                         a = raw + pattern_shift[p, rb_slot[r]]
+                        if a > t_max:
+                            continue
                         dist = (np.float64(pattern_stop_dist_m[so + pos])
                                 - np.float64(pattern_stop_dist_m[so + rb_board[r]]))
                         dist = np.round(dist) if dist > 0 else 0.0
@@ -1314,6 +1346,8 @@ def _mcraptor_fare(
                         st[FS_OGROUP] = g
                         st[FS_OCHAIN] = chain
                         paid = _canon_label(st, fare, rb_paid[r], net_joins, group_out, timed)
+                        if timed:
+                            _expire(st, a, group_lim, group_untimed)
                         if max_fare >= 0 and paid > max_fare:
                             continue
                         pruned = False
@@ -1323,8 +1357,8 @@ def _mcraptor_fare(
                                 break
                         if pruned:
                             continue
-                        l = _fare_add(ride_heads, 1, k, s, S, K1, next_, L_arr, L_fare, L_paid, L_st, L_dead, L_bkey,
-                                      L_hnext, hheads, a, fare, paid, st, n_lab, cap, timed)
+                        l = _fare_insert(ride_heads, k, s, next_, L_arr, L_fare, L_paid, L_st, a, fare, paid, st,
+                                         n_lab, cap)
                         if l == -2:
                             return -1, tgt, L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a
                         if l >= 0:
@@ -1347,66 +1381,117 @@ def _mcraptor_fare(
                         rb_dep[r] = pattern_dep[tb + pos * n + rb_c[r]] + pattern_shift[p, rb_slot[r]]
                     l = ready_heads[k - 1, s]
                     while l >= 0:
-                        if L_dead[l]:
-                            l = next_[l]
-                            continue
-                        c, slot, d = _earliest_trip(p, pos, L_arr[l], pattern_time_offsets, pattern_n_trips,
-                                                    pattern_trip_offsets, pattern_dep, pattern_shift, trip_slots)
-                        if c >= 0:
-                            ost = L_st[l]
-                            if ost[FS_OLAST] >= 0 and net >= 0 and join[ost[FS_OLAST], net]:
-                                # the ride extends the open fare leg (fare_leg_join_rules)
-                                for j in range(N_FS):
-                                    st[j] = ost[j]
-                                st[FS_OLAST] = net
-                                paid = L_paid[l]
-                            else:
-                                # the open leg is closed: it becomes the previous leg of a new one
-                                st[FS_PG] = ost[FS_OGROUP]
-                                st[FS_PDEP] = ost[FS_ODEP]
-                                st[FS_PARR] = ost[FS_OARR]
-                                st[FS_PCHAIN] = ost[FS_OCHAIN]
-                                st[FS_ONET] = net
-                                st[FS_OLAST] = net
-                                st[FS_OFROM] = stop_area[s]
+                        ost = L_st[l]
+                        ext = ost[FS_OLAST] >= 0 and net >= 0 and join[ost[FS_OLAST], net]
+                        if ext:
+                            # the ride extends the open fare leg (fare_leg_join_rules)
+                            for j in range(N_FS):
+                                st[j] = ost[j]
+                            st[FS_OLAST] = net
+                            paid = L_paid[l]
+                        else:
+                            # the open leg is closed: it becomes the previous leg of a new one
+                            st[FS_PG] = ost[FS_OGROUP]
+                            st[FS_PDEP] = ost[FS_ODEP]
+                            st[FS_PARR] = ost[FS_OARR]
+                            st[FS_PCHAIN] = ost[FS_OCHAIN]
+                            st[FS_ONET] = net
+                            st[FS_OLAST] = net
+                            st[FS_OFROM] = stop_area[s]
+                            paid = L_fare[l]
+                        st[FS_OARR] = -1
+                        st[FS_OGROUP] = -1
+                        st[FS_OCHAIN] = -1
+                        if st[FS_PG] >= 0 and not group_out[st[FS_PG]]:
+                            st[FS_PG] = -1
+                        if st[FS_PG] < 0:
+                            st[FS_PDEP] = -1
+                            st[FS_PARR] = -1
+                            st[FS_PCHAIN] = -1
+                        # later trips can matter only when a time limit is involved: the leg starts a timed
+                        # allowance, or a running one (its previous leg's) ends on it
+                        n_cand = 0
+                        if every_trip and ((st[FS_ONET] >= 0 and net_later[st[FS_ONET]])
+                                           or (st[FS_PG] >= 0 and group_lim[st[FS_PG]] >= 0
+                                               and st[FS_PDEP] != EXPIRED)):
+                            n_cand = _trips_between(p, pos, L_arr[l], t_max, pattern_time_offsets, pattern_n_trips,
+                                                    pattern_dep, pattern_shift, trip_slots, cand_c, cand_slot, cand_d)
+                        else:
+                            c, slot, d = _earliest_trip(p, pos, L_arr[l], pattern_time_offsets, pattern_n_trips,
+                                                        pattern_trip_offsets, pattern_dep, pattern_shift, trip_slots)
+                            if c >= 0 and d <= t_max:
+                                cand_c[0] = c
+                                cand_slot[0] = slot
+                                cand_d[0] = d
+                                n_cand = 1
+                        pg0 = st[FS_PG]
+                        pdep0 = st[FS_PDEP]
+                        parr0 = st[FS_PARR]
+                        pchain0 = st[FS_PCHAIN]
+                        for ci in range(n_cand):
+                            c = cand_c[ci]
+                            slot = cand_slot[ci]
+                            d = cand_d[ci]
+                            if not ext:
                                 st[FS_ODEP] = d
-                                paid = L_fare[l]
-                            st[FS_OARR] = -1
-                            st[FS_OGROUP] = -1
-                            st[FS_OCHAIN] = -1
-                            if st[FS_PG] >= 0 and not group_out[st[FS_PG]]:
-                                st[FS_PG] = -1
-                            if st[FS_PG] < 0:
-                                st[FS_PDEP] = -1
-                                st[FS_PARR] = -1
-                                st[FS_PCHAIN] = -1
+                                st[FS_PG] = pg0
+                                st[FS_PDEP] = pdep0
+                                st[FS_PARR] = parr0
+                                st[FS_PCHAIN] = pchain0
+                                if timed and st[FS_PG] >= 0 and group_lim[st[FS_PG]] >= 0 \
+                                        and st[FS_PDEP] != EXPIRED \
+                                        and max(st[FS_PDEP], st[FS_PARR]) + group_lim[st[FS_PG]] < d:
+                                    # the previous leg's allowance has run out before this trip leaves
+                                    if group_untimed[st[FS_PG]]:
+                                        st[FS_PDEP] = EXPIRED
+                                        st[FS_PARR] = EXPIRED
+                                    else:
+                                        st[FS_PG] = -1
+                                        st[FS_PDEP] = -1
+                                        st[FS_PARR] = -1
+                                        st[FS_PCHAIN] = -1
                             if not timed:
                                 st[FS_ODEP] = -1
                                 st[FS_PDEP] = -1
                                 st[FS_PARR] = -1
                             # an entry on an earlier (or the same) trip with the same state and no more paid
-                            # prices every stop ahead no higher (when fares depend on times: the same trip)
+                            # prices every stop ahead no higher (when fares depend on times: the same trip, as a
+                            # later arrival can start an allowance later; entries are then listed per trip)
                             dom = False
-                            for r in range(n_rb):
-                                if rb_paid[r] <= paid and (rb_dep[r] == d if timed else rb_dep[r] <= d) \
-                                        and _same_state(rb_st[r], st):
-                                    dom = True
-                                    break
-                            if not dom:
-                                keep = 0
+                            key = slot * n + c
+                            if timed:
+                                r = tr_head[key]
+                                while r >= 0:
+                                    if not rb_dead[r] and rb_paid[r] <= paid and _same_state(rb_st[r], st):
+                                        dom = True
+                                        break
+                                    r = rb_tnext[r]
+                            else:
                                 for r in range(n_rb):
-                                    if not (paid <= rb_paid[r] and (d == rb_dep[r] if timed else d <= rb_dep[r])
-                                            and _same_state(rb_st[r], st)):
-                                        rb_c[keep] = rb_c[r]
-                                        rb_slot[keep] = rb_slot[r]
-                                        rb_dep[keep] = rb_dep[r]
-                                        rb_paid[keep] = rb_paid[r]
-                                        rb_parent[keep] = rb_parent[r]
-                                        rb_board[keep] = rb_board[r]
-                                        for j in range(N_FS):
-                                            rb_st[keep, j] = rb_st[r, j]
-                                        keep += 1
-                                n_rb = keep
+                                    if rb_paid[r] <= paid and rb_dep[r] <= d and _same_state(rb_st[r], st):
+                                        dom = True
+                                        break
+                            if not dom:
+                                if timed:
+                                    r = tr_head[key]
+                                    while r >= 0:
+                                        if paid <= rb_paid[r] and _same_state(rb_st[r], st):
+                                            rb_dead[r] = True
+                                        r = rb_tnext[r]
+                                else:
+                                    keep = 0
+                                    for r in range(n_rb):
+                                        if not (paid <= rb_paid[r] and d <= rb_dep[r] and _same_state(rb_st[r], st)):
+                                            rb_c[keep] = rb_c[r]
+                                            rb_slot[keep] = rb_slot[r]
+                                            rb_dep[keep] = rb_dep[r]
+                                            rb_paid[keep] = rb_paid[r]
+                                            rb_parent[keep] = rb_parent[r]
+                                            rb_board[keep] = rb_board[r]
+                                            for j in range(N_FS):
+                                                rb_st[keep, j] = rb_st[r, j]
+                                            keep += 1
+                                    n_rb = keep
                                 if n_rb == rb_c.shape[0]:
                                     # grow the route bag (never drop an entry: that would lose journeys)
                                     m = 2 * n_rb
@@ -1416,9 +1501,15 @@ def _mcraptor_fare(
                                     rb_paid = _grow(rb_paid, m)
                                     rb_parent = _grow(rb_parent, m)
                                     rb_board = _grow(rb_board, m)
+                                    rb_tnext = _grow(rb_tnext, m)
+                                    rb_dead = _grow(rb_dead, m)
                                     big = np.empty((m, N_FS), dtype=np.int64)
                                     big[:n_rb] = rb_st[:n_rb]
                                     rb_st = big
+                                rb_dead[n_rb] = False
+                                if timed:
+                                    rb_tnext[n_rb] = tr_head[key]
+                                    tr_head[key] = n_rb
                                 rb_c[n_rb] = c
                                 rb_slot[n_rb] = slot
                                 rb_dep[n_rb] = d
@@ -1429,6 +1520,9 @@ def _mcraptor_fare(
                                     rb_st[n_rb, j] = st[j]
                                 n_rb += 1
                         l = next_[l]
+            if timed:
+                for r in range(n_rb):
+                    tr_head[rb_slot[r] * n + rb_c[r]] = -1
         # destination
         for i in range(n_improved):
             u = improved[i]
@@ -1436,12 +1530,9 @@ def _mcraptor_fare(
                 continue
             l = ride_heads[k, u]
             while l >= 0:
-                if L_dead[l]:
-                    l = next_[l]
-                    continue
                 ta = L_arr[l] + egress_s[u]
                 f = L_fare[l]
-                if max_fare < 0 or f <= max_fare:
+                if (max_fare < 0 or f <= max_fare) and ta <= t_max:
                     dom = False
                     for ti in range(n_tgt):
                         if tgt[ti, 0] <= ta and tgt[ti, 1] <= f and tgt[ti, 2] <= k:
@@ -1467,9 +1558,6 @@ def _mcraptor_fare(
             while l >= 0:
                 a = L_arr[l]
                 nxt_l = next_[l]
-                if L_dead[l]:
-                    l = nxt_l
-                    continue
                 for e in range(footpath_offsets[u] - 1, footpath_offsets[u + 1]):
                     if e < footpath_offsets[u]:
                         v = u
@@ -1488,10 +1576,14 @@ def _mcraptor_fare(
                             break
                     if dom:
                         continue
+                    if ra > t_max:
+                        continue
                     for j in range(N_FS):
                         st[j] = L_st[l, j]
-                    nl = _fare_add(ready_heads, 0, k, v, S, K1, next_, L_arr, L_fare, L_paid, L_st, L_dead, L_bkey,
-                                   L_hnext, hheads, ra, L_fare[l], L_paid[l], st, n_lab, cap, timed)
+                    if timed:
+                        _expire(st, ra, group_lim, group_untimed)
+                    nl = _fare_insert(ready_heads, k, v, next_, L_arr, L_fare, L_paid, L_st, ra, L_fare[l], L_paid[l],
+                                      st, n_lab, cap)
                     if nl == -2:
                         return -1, tgt, L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a
                     if nl >= 0:

@@ -37,8 +37,10 @@ Semantics (shared with the reference oracle in ``tests/routing/reference.py``):
 * ``optimize="fare"`` (or a ``max_fare``) runs the fare-aware McRAPTOR
   (:func:`fare_search`, kernel ``_mcraptor_fare``) with the
   :class:`routing.fares.FareTables` given to :func:`plan`: the result is the
-  Pareto set over (arrival, transfers, fare) of journeys that board the first
-  reachable trip of each pattern, each itinerary with the kernel's fare and a
+  Pareto set over (arrival, transfers, fare) of all journeys — with
+  time-limited transfer rules, of all journeys arriving by
+  :func:`fare_horizon` (later trips are boarded where they start an allowance
+  later; docs/planning.md) — each itinerary with the kernel's fare and a
   label ``cheapest``, ``fastest``, ``fewest_transfers`` or ``alternative``.
   Depart-at only, no departure window.
 * Arrive-by runs RAPTOR backwards in time (latest departure per number of
@@ -824,7 +826,8 @@ def search(tt: Timetable, req: PlanRequest, realtime=None, multi_criteria: bool 
         journeys.append(Journey([], (-1, 0, 0.0), (-1, 0, 0.0), [], walk_only=direct, depart_t=dep, fare=0))
     if _fare_mode(req):
         journeys.extend(fare_search(tt, prep, _nets(tt, realtime, False), o, dst, t, rounds, fares,
-                                    max_fare=req.max_fare))
+                                    max_fare=req.max_fare,
+                                    horizon=(req.max_duration_slack_s, req.max_duration_factor)))
         return SearchResult(journeys, prep, o, dst)
     if req.arrive_by is not None:
         net = _nets(tt, realtime, True)
@@ -1136,39 +1139,100 @@ def _fare_kernel_inputs(tt: Timetable, tables: FareTables) -> tuple:
             net_joins = np.zeros(1, dtype=np.bool_)
         if group_out.size == 0:
             group_out = np.zeros(1, dtype=np.bool_)
-        hit = (pattern_net, stop_area, dist, args, net_joins, group_out, tables.timed)
+        hit = (pattern_net, stop_area, dist, args, net_joins, group_out, tables.timed) + _allowances(tables)
         cache[key] = (weakref.ref(tt), hit)
     return hit
 
 
+def _allowances(tables: FareTables) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per group: longest time limit of its timed transfer rules out (-1 = none) and whether it has untimed
+    ones; per network: can one of its legs start a timed allowance (its leg groups have timed rules out)."""
+    g = tables.n_groups
+    kind = np.asarray(tables.xfer_kind) != 0
+    lim = np.asarray(tables.xfer_limit_s, dtype=np.int64)
+    group_lim = np.where(kind & (lim >= 0), lim, -1).max(axis=1, initial=-1) if g else np.full(1, -1)
+    group_untimed = (kind & (lim < 0)).any(axis=1) if g else np.zeros(1, dtype=bool)
+    timed_group = np.append(group_lim >= 0, False)  # index -1 (no group) -> False
+    net_later = np.zeros(max(tables.n_networks, 1), dtype=np.bool_)
+    for n in range(tables.n_networks):
+        groups = np.asarray(tables.leg_group[n]).ravel() if tables.network_kind[n] == 0 \
+            else np.asarray([tables.network_group[n]])
+        net_later[n] = bool(timed_group[np.where(groups >= 0, groups, -1)].any()) if g else False
+    return (np.ascontiguousarray(group_lim, dtype=np.int64), np.ascontiguousarray(group_untimed, dtype=np.bool_),
+            net_later)
+
+
+def fare_horizon(t: int, earliest_arrival: int, slack_s: int, factor: float) -> int:
+    """Latest arrival a fare search with time-limited transfer rules considers (query seconds).
+
+    ``t + slack_s + factor * (earliest_arrival - t)``: the itinerary filter's duration bound
+    (``max_duration_slack_s`` / ``max_duration_factor``) measured from the requested departure.
+    """
+    return int(t + slack_s + math.floor(factor * max(earliest_arrival - t, 0)))
+
+
 def fare_search(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: _Endpoint, t: int, rounds: int,
-                tables: FareTables, max_fare: int | None = None) -> list[Journey]:
+                tables: FareTables, max_fare: int | None = None, horizon: tuple[int, float] = (1800, 2.0)) -> list[Journey]:
     """Fare-aware McRAPTOR: every journey Pareto-optimal in (arrival, rides, fare) from departure ``t``.
+
+    Without time-limited transfer rules the first reachable trip of a pattern
+    dominates every later one, and the result is complete with no time bound.
+    With them (``tables.timed``) a later trip can be cheaper (its allowance
+    starts later): a first run finds the earliest arrival, and a second one
+    boards every trip whose times can change a price, giving the exact Pareto
+    set of all journeys arriving by :func:`fare_horizon` (``horizon`` =
+    ``(slack_s, factor)``, from the request's ``max_duration_slack_s`` and
+    ``max_duration_factor``).
 
     ``max_fare``: minor units, journeys above it are left out. Journeys come
     with ``fare`` (minor units of ``tables.currency``; ``None`` when a ride is
     not priced by the tables).
     """
-    pattern_net, stop_area, dist, ft, net_joins, group_out, timed = _fare_kernel_inputs(tt, tables)
+    if not _fare_kernel_inputs(tt, tables)[6]:
+        return _fare_journeys(o, dst, *_fare_run(tt, prep, net, o, dst, t, rounds, tables, max_fare, False, INF))
+    # the earliest arrival at any fare (a max_fare could hide it: a later trip may be the cheap one); arrivals do
+    # not depend on fares, so this run may price as if no rule had a time limit (few labels)
+    n_t, tgt, _lab = _fare_run(tt, prep, net, o, dst, t, rounds, tables, None, False, INF, timed=False)
+    if not n_t:
+        return []
+    t_max = fare_horizon(t, int(tgt[:n_t, 0].min()), *horizon)
+    return _fare_journeys(o, dst, *_fare_run(tt, prep, net, o, dst, t, rounds, tables, max_fare, True, t_max))
+
+
+def _fare_run(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: _Endpoint, t: int, rounds: int,
+              tables: FareTables, max_fare: int | None, every_trip: bool, t_max: int,
+              timed: bool | None = None) -> tuple:
+    """One run of ``_mcraptor_fare``, growing the label pool until it fits: ``(n_targets, targets, labels)``.
+
+    ``timed=False``: ignore the times of transfer allowances (fares then wrong, arrivals right)."""
+    pattern_net, stop_area, dist, ft, net_joins, group_out, has_timed, group_lim, group_untimed, net_later = \
+        _fare_kernel_inputs(tt, tables)
+    timed = has_timed if timed is None else timed
     acc_stops = np.fromiter(o.near.keys(), dtype=np.int32, count=len(o.near))
     acc_s = np.fromiter((v[0] for v in o.near.values()), dtype=np.int64, count=len(o.near))
     egress_s = np.full(tt.n_stops, -1, dtype=np.int64)
     for s, (w, _m) in dst.near.items():
         egress_s[s] = w
-    # time-dependent fares keep labels of every distinct arrival: start with a larger pool than a rerun costs
-    cap = 1 << 18 if timed else 1 << 16
+    # boarding later trips (time-limited transfers) makes more labels: start with a larger pool than a rerun costs
+    cap = 1 << 18 if every_trip else 1 << 16
     while True:
         n_t, tgt, L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a = K._mcraptor_fare(
             *net.tt_args(), prep.footpath_change_s, prep.stop_change_s, prep.stop_ok, prep.pattern_ok,
             prep.pattern_shift, prep.extra["runs"], acc_stops, acc_s, egress_s, pattern_net, stop_area, dist, ft,
-            net_joins, group_out, bool(timed), np.int64(-1 if max_fare is None else max_fare), np.int64(t), rounds,
-            cap)
-        if n_t >= 0 or cap >= 1 << 24:
+            net_joins, group_out, bool(timed), group_lim, group_untimed, net_later, bool(every_trip), np.int64(t_max),
+            np.int64(-1 if max_fare is None else max_fare), np.int64(t), rounds, cap)
+        if n_t >= 0 or cap >= (1 << 20 if every_trip else 1 << 24):
             break
         cap *= 4
     if n_t < 0:
         raise InvalidQuery("the fare search explored too many alternatives; lower max_transfers",
                            details={"max_transfers": rounds - 1})
+    return n_t, tgt, (L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a)
+
+
+def _fare_journeys(o: _Endpoint, dst: _Endpoint, n_t: int, tgt: np.ndarray, lab: tuple) -> list[Journey]:
+    """The journeys of a fare run's Pareto-optimal targets (one per (arrival, fare, rides))."""
+    L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a = lab
     rows = tgt[:n_t].tolist()
     rows = [r for r in rows if not any(x[0] <= r[0] and x[1] <= r[1] and x[2] <= r[2] and x[:3] != r[:3]
                                        for x in rows)]
