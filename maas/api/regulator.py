@@ -1,6 +1,6 @@
 """Regulator views (交通运输主管部门), read-only and desensitized; regulators and admins.
 
-GET /v1/audit/coverage (``?format=csv``), GET /v1/audit/metrics, GET /v1/audit/maturity,
+GET /v1/audit/coverage (``?format=csv``), GET /v1/audit/coverage/stations (per station, ``?format=csv``), GET /v1/audit/metrics, GET /v1/audit/maturity,
 GET /v1/audit/exports/orders and /v1/audit/exports/journeys (``?format=csv``); PUT
 /v1/admin/stations/{stop_id} (admin) configures a station's grade and type. The services live
 in `maas.audit_views`; exports are recorded in the audit log.
@@ -161,6 +161,46 @@ def get_coverage(request: Request, session: SessionDep, _: AdminOrRegulator, for
     if format == "csv":
         return _csv(coverage.CSV_HEADER, coverage.coverage_csv_rows(report), f"coverage-{p.start}-{p.end}.csv")
     return CoverageOut.model_validate(report)
+
+
+class StationCoverage(BaseModel):
+    station_id: str
+    name: str
+    lat: float
+    lon: float
+    operator_id: str
+    mode: str = Field(description="the top mode serving the station")
+    station_type: str
+    grade: int | None = Field(description="1 = 一级 (highest) … 5; null = not graded")
+    eticket_route: bool = Field(description="served by an e-ticket-enabled route")
+    validator: bool = Field(description="an active gate stands at it, or a validation was recorded there")
+    covered: bool = Field(description="both: e-tickets can be sold and validated there")
+
+
+class StationCoverageOut(BaseModel):
+    period_start: dt.date
+    period_end: dt.date
+    operator_id: str | None
+    stations: list[StationCoverage]
+
+
+@router.get("/v1/audit/coverage/stations", response_model=StationCoverageOut,
+            responses={**_CSV, **error_responses(Forbidden, InvalidPeriod)})
+def get_station_coverage(request: Request, session: SessionDep, _: AdminOrRegulator, format: Fmt = "json",  # noqa: A002
+                         period: Month = None, period_start: Start = None, period_end: End = None,
+                         operator_id: Annotated[str | None, Query(max_length=64)] = None,
+                         ) -> StationCoverageOut | Response:
+    """The stations of the coverage report, one row each (name, WGS84 position, type and grade, covered or not):
+    the same definitions and period as ``GET /v1/audit/coverage``, whose ``by_grade`` counts they add up to."""
+    p = resolve_period(period=period, period_start=period_start, period_end=period_end, today=_today(request),
+                       default_days=30)
+    snap = _snapshot(request)
+    rows = coverage.station_rows(session, timetable=snap.timetable if snap else None,
+                                 fares=snap.fares if snap else None, period=p, operator_id=operator_id)
+    if format == "csv":
+        return _csv(coverage.STATION_CSV_HEADER, rows, f"coverage-stations-{p.start}-{p.end}.csv")
+    return StationCoverageOut(period_start=p.start, period_end=p.end, operator_id=operator_id,
+                              stations=[StationCoverage(**r) for r in rows])
 
 
 # ---------------------------------------------------------------- metrics

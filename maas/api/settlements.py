@@ -5,6 +5,8 @@ GET /v1/settlements/runs/{id}/statements/{operator_id} (that operator's staff, a
 POST /v1/disputes (operator staff), GET /v1/disputes[/{id}] (operator staff: their own; admin),
 POST /v1/disputes/{id}/resolve (admin); apportionment agreements and commission terms as data:
 POST /v1/clearing/agreements, POST /v1/clearing/commission-terms (admin), GET both (admin, regulator).
+An operator's console: GET /v1/operators/{operator_id}/settlements (the runs with its own totals) and
+GET /v1/operators/{operator_id}/stats (validations and sales by day or line), that operator's staff and admins.
 """
 
 from __future__ import annotations
@@ -17,25 +19,30 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
-from clearing import agreements, disputes, settlement
+from clearing import agreements, disputes, reports, settlement
+from clearing.clock import CLEARING_TZ
 from clearing.apportionment import Agreement, Method
 from clearing.errors import (
     DisputeClosed, DisputeNotFound, InvalidAgreement, InvalidPeriod, InvalidRecord, LineNotFound, PeriodNotEnded,
     PeriodOverlaps, RunNotFound,
 )
 from clearing.schemas import (
-    STATEMENT_CSV_HEADER, DisputePublic, RunPublic, StatementPublic, dispute_public, run_public, statement_public,
+    STATEMENT_CSV_HEADER, DisputePublic, OperatorTotals, RunPublic, StatementPublic, dispute_public, operator_totals,
+    run_public, statement_public,
 )
-from maas import audit
+from maas import accounts, audit
 from maas.api.auth import Strict
 from maas.api.deps import (
     AdminOrRegulator, CurrentAdmin, OperatorScope, OperatorStaffOrAdmin, SessionDep, check_operator_scope,
     require_roles,
 )
-from maas.errors import Forbidden, error_responses
+from maas.audit_views.common import InvalidPeriod as InvalidStatsPeriod
+from maas.audit_views.common import resolve_period
+from maas.errors import Forbidden, NotFound, error_responses
 from maas.journeys import now
 from maas.security import Principal
 from maas.validation import Amount, Int32, Money
+from ticketing import reports as ticket_reports
 
 router = APIRouter(tags=["clearing"])
 OperatorStaff = Annotated[Principal, Depends(require_roles("operator"))]
@@ -249,3 +256,90 @@ def create_commission_term(body: CommissionIn, session: SessionDep, admin: Curre
 @router.get("/v1/clearing/commission-terms", response_model=list[CommissionOut], responses=error_responses(Forbidden))
 def list_commission_terms(session: SessionDep, _: AdminOrRegulator) -> list[CommissionOut]:
     return [CommissionOut.model_validate(t, from_attributes=True) for t in agreements.list_commission_terms(session)]
+
+
+# ---------------------------------------------------------------- an operator's console
+
+class OperatorRunPublic(BaseModel):
+    """A settlement run seen by one operator: the period and the operator's own totals in it."""
+
+    run_id: str
+    period_start: dt.date
+    period_end: dt.date = Field(description="exclusive")
+    status: str
+    currency: str
+    digest: str
+    created_at: dt.datetime
+    totals: OperatorTotals = Field(description="this operator's totals, minor units (zeros without a line)")
+
+
+@router.get("/v1/operators/{operator_id}/settlements", response_model=list[OperatorRunPublic], tags=["operators"],
+            responses=error_responses(Forbidden, NotFound))
+def list_operator_runs(operator_id: OperatorScope, session: SessionDep,
+                       currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$")] = None,
+                       limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[OperatorRunPublic]:
+    """Every settlement run (newest period first) with this operator's totals; its statement (lines, CSV) is
+    ``GET /v1/settlements/runs/{run_id}/statements/{operator_id}``. The operator's staff or an admin."""
+    accounts.get_operator(session, operator_id)
+    return [OperatorRunPublic(run_id=x.run.run_id, period_start=x.run.period_start, period_end=x.run.period_end,
+                              status=x.run.status, currency=x.run.currency, digest=x.run.digest,
+                              created_at=x.run.created_at, totals=operator_totals(x.totals))
+            for x in reports.operator_runs(session, operator_id, limit=limit, currency=currency)]
+
+
+class StatsRowOut(BaseModel):
+    key: str = Field(description="YYYY-MM-DD (group=day) or the route id (group=line)")
+    feed_id: str | None = None
+    route_id: str | None = None
+    route_name: str | None = Field(default=None, description="the route's short (else long) name (group=line)")
+    validations: int = Field(description="accepted gate validations")
+    rejected: int = Field(description="rejected gate validations")
+    legs_sold: int
+    legs_refunded: int
+    gross: int = Field(description="price of the legs sold, minor units of `currency`")
+    refunded: int = Field(description="value of the legs sold then refunded, minor units")
+    revenue: int = Field(description="gross - refunded, minor units (before commission: see the statements)")
+
+
+class OperatorStatsOut(BaseModel):
+    operator_id: str
+    period_start: dt.date
+    period_end: dt.date = Field(description="exclusive")
+    group: Literal["day", "line"]
+    currency: str
+    rows: list[StatsRowOut]
+    totals: StatsRowOut
+
+
+def _route_names(request: Request) -> dict[str, str]:
+    snap = request.app.state.planner.snapshot
+    if snap is None:
+        return {}
+    tt = snap.timetable
+    return {rid: str(short) or str(long_) for rid, short, long_ in
+            zip(tt.route_ids.tolist(), tt.route_short_names.tolist(), tt.route_long_names.tolist())}
+
+
+@router.get("/v1/operators/{operator_id}/stats", response_model=OperatorStatsOut, tags=["operators"],
+            responses=error_responses(Forbidden, NotFound, InvalidStatsPeriod))
+def operator_stats(operator_id: OperatorScope, request: Request, session: SessionDep,
+                   group: Annotated[Literal["day", "line"], Query()] = "day",
+                   period: Annotated[str | None, Query(max_length=7, description="a month YYYY-MM")] = None,
+                   period_start: Annotated[dt.date | None, Query(description="first day")] = None,
+                   period_end: Annotated[dt.date | None, Query(description="day after the last (exclusive)")] = None,
+                   currency: Annotated[str, Query(pattern=r"^[A-Z]{3}$")] = "CNY") -> OperatorStatsOut:
+    """The operator's gate validations and sold legs by day or by line (route), dates in the clearing time zone
+    (default: the last 30 days). Validations count by the day they were scanned, sales by service date;
+    money in integer minor units of ``currency``. See `ticketing.reports` for the definitions."""
+    accounts.get_operator(session, operator_id)
+    p = resolve_period(period=period, period_start=period_start, period_end=period_end,
+                       today=now(request.app).astimezone(CLEARING_TZ).date(), default_days=30)
+    if group == "day" and (p.end - p.start).days > ticket_reports.MAX_DAYS:
+        raise InvalidStatsPeriod(f"group=day covers at most {ticket_reports.MAX_DAYS} days",
+                                 details={"period_start": p.start.isoformat(), "period_end": p.end.isoformat()})
+    stats = ticket_reports.operator_stats(session, operator_id=operator_id, start=p.start, end=p.end, tz=CLEARING_TZ,
+                                          group=group, currency=currency)
+    names = _route_names(request) if group == "line" else {}
+    rows = [StatsRowOut(**vars(r), route_name=names.get(r.key)) for r in stats.rows]
+    return OperatorStatsOut(operator_id=operator_id, period_start=p.start, period_end=p.end, group=group,
+                            currency=currency, rows=rows, totals=StatsRowOut(**vars(stats.totals)))

@@ -256,6 +256,49 @@ def _grade_rows(keys: list[tuple[str, int | None]], covered: np.ndarray, eticket
     return rows
 
 
+def _station_table(session: Session, tt: Timetable, fares: FareEngine | None, period: Period,
+                   meta: dict[str, StationMeta]) -> tuple[_Static, np.ndarray, np.ndarray, list[str], list[int | None]]:
+    """The static arrays, per station ``validator`` and ``covered`` (bool), its type and grade."""
+    st = _static(tt, fares)
+    validator = _validator_stations(session, tt, st, period)[st.stations]
+    covered = st.station_eticket & validator
+    types: list[str] = []
+    grades: list[int | None] = []
+    for sid, mode in zip(st.station_ids.tolist(), st.station_mode.tolist()):
+        m: StationMeta | None = meta.get(sid)
+        types.append(m.station_type if m else TYPE_BY_MODE[mode].value)
+        grades.append(m.grade if m else None)
+    return st, validator, covered, types, grades
+
+
+def station_rows(session: Session, *, timetable: Timetable | None, fares: FareEngine | None, period: Period,
+                 operator_id: str | None = None) -> list[dict[str, Any]]:
+    """One row per station counted by the coverage report (the same definitions, the same period), sorted by id:
+    ``station_id``, ``name``, ``lat``/``lon`` (WGS84), ``operator_id``, ``mode`` (top mode serving it),
+    ``station_type``, ``grade``, ``eticket_route``, ``validator`` and ``covered`` (both). Summing ``covered``
+    per type and grade gives the report's ``by_grade`` rows."""
+    if timetable is None:
+        return []
+    tt = timetable
+    st, validator, covered, types, grades = _station_table(session, tt, fares, period, list_station_meta(session))
+    rows = []
+    for i, s in enumerate(st.stations.tolist()):
+        op = str(st.station_operator[i])
+        if operator_id is not None and op != operator_id:
+            continue
+        rows.append({"station_id": str(st.station_ids[i]), "name": str(tt.stop_names[s]),
+                     "lat": round(float(tt.stop_lat[s]), 6), "lon": round(float(tt.stop_lon[s]), 6),
+                     "operator_id": op, "mode": str(st.station_mode[i]), "station_type": types[i], "grade": grades[i],
+                     "eticket_route": bool(st.station_eticket[i]), "validator": bool(validator[i]),
+                     "covered": bool(covered[i])})
+    rows.sort(key=lambda r: r["station_id"])
+    return rows
+
+
+STATION_CSV_HEADER = ("station_id", "name", "lat", "lon", "operator_id", "mode", "station_type", "grade",
+                      "eticket_route", "validator", "covered")
+
+
 def compute_coverage(session: Session, *, timetable: Timetable | None, fares: FareEngine | None, period: Period,
                      operator_id: str | None = None, stats_date: dt.date | None = None) -> dict[str, Any]:
     """The coverage report (see the module docstring); empty lists when no timetable is loaded."""
@@ -266,15 +309,7 @@ def compute_coverage(session: Session, *, timetable: Timetable | None, fares: Fa
         report["targets"] = _targets(0, 0, 0, 0)
         return report
     tt = timetable
-    st = _static(tt, fares)
-    validator_all = _validator_stations(session, tt, st, period)
-    validator = validator_all[st.stations]
-    covered = st.station_eticket & validator
-    types, grades = [], []
-    for sid, mode in zip(st.station_ids.tolist(), st.station_mode.tolist()):
-        m: StationMeta | None = meta.get(sid)
-        types.append(m.station_type if m else TYPE_BY_MODE[mode].value)
-        grades.append(m.grade if m else None)
+    st, validator, covered, types, grades = _station_table(session, tt, fares, period, meta)
     keys = list(zip(types, grades))
     sel = np.ones(len(st.stations), dtype=bool) if operator_id is None else st.station_operator == operator_id
     ops = sorted(set(st.station_operator.tolist()) | set(st.trip_operator.tolist()))
@@ -348,4 +383,5 @@ def coverage_csv_rows(report: dict[str, Any]) -> list[tuple[Any, ...]]:
     return rows
 
 
-__all__ = ["CSV_HEADER", "compute_coverage", "coverage_csv_rows", "feed_service_stats", "route_eticket_enabled"]
+__all__ = ["CSV_HEADER", "STATION_CSV_HEADER", "compute_coverage", "coverage_csv_rows", "feed_service_stats",
+           "route_eticket_enabled", "station_rows"]

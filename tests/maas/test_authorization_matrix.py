@@ -41,6 +41,8 @@ RULES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/operators/{operator_id}"): frozenset({"admin", OWN_OPERATOR}),
     ("PATCH", "/v1/operators/{operator_id}"): frozenset({"admin", OWN_OPERATOR}),  # QR issuer algorithm
     ("GET", "/v1/operators/{operator_id}/gates"): frozenset({"admin", OWN_OPERATOR}),
+    ("GET", "/v1/operators/{operator_id}/settlements"): frozenset({"admin", OWN_OPERATOR}),  # its runs' totals
+    ("GET", "/v1/operators/{operator_id}/stats"): frozenset({"admin", OWN_OPERATOR}),  # validations, sales
     ("PATCH", "/v1/operators/{operator_id}/gates/{gate_id}"): frozenset({"admin", OWN_OPERATOR}),
     ("GET", "/v1/audit/log"): frozenset({"regulator", "admin"}),
     ("GET", "/v1/audit/log/verify"): frozenset({"regulator", "admin"}),
@@ -83,6 +85,7 @@ RULES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/clearing/commission-terms"): frozenset({"admin", "regulator"}),
     # Regulators (maas/api/regulator.py).
     ("GET", "/v1/audit/coverage"): frozenset({"regulator", "admin"}),
+    ("GET", "/v1/audit/coverage/stations"): frozenset({"regulator", "admin"}),
     ("GET", "/v1/audit/metrics"): frozenset({"regulator", "admin"}),
     ("GET", "/v1/audit/maturity"): frozenset({"regulator", "admin"}),
     ("GET", "/v1/audit/exports/orders"): frozenset({"regulator", "admin"}),
