@@ -13,7 +13,7 @@ document.addEventListener("alpine:init", () => {
     if (saved.stop) { stop.value = saved.stop.value; stop.text = saved.stop.text; }
     return {
       gateId: saved.gateId || "", token: saved.token || "", offline: !!saved.offline, stop,
-      payload: "", idNumber: "", faceTicket: "", facePhoto: null, result: null, error: "", busy: false,
+      payload: "", idNumber: "", faceTicket: "", facePhoto: null, photoUrl: "", method: "qr", result: null, error: "", busy: false,
       queue: JSON.parse(localStorage.getItem(QUEUE) || "[]"), uploaded: "",
       cameraSupported: "BarcodeDetector" in window && !!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia),
       scanning: false,
@@ -32,6 +32,10 @@ document.addEventListener("alpine:init", () => {
       },
       move(f, d) { if (f.options.length) { f.open = true; f.active = (f.active + d + f.options.length) % f.options.length; } },
       pick(f, o) { if (!o) return; f.value = o.stop_id; f.text = o.name; f.open = false; f.options = []; this.save(); },
+      pickPhoto(file) {  // the photo presented, shown next to the verdict (a blob URL: it never leaves the page)
+        if (this.photoUrl) URL.revokeObjectURL(this.photoUrl);
+        this.facePhoto = file; this.photoUrl = file ? URL.createObjectURL(file) : "";
+      },
       reasonText(code) {
         const key = "reason." + code;
         return Object.prototype.hasOwnProperty.call(MaaS.data.messages, key) ? MaaS.t(key) : code;
@@ -42,8 +46,8 @@ document.addEventListener("alpine:init", () => {
         this.save();
         return true;
       },
-      async send(credential) {
-        this.busy = true; this.result = null;
+      async send(credential, method) {
+        this.busy = true; this.result = null; this.method = method;
         try {
           this.result = await MaaS.api("POST", "/v1/gates/validate",
             {gate_id: this.gateId.trim(), stop_id: this.stop.value, ...credential}, {token: this.token.trim()});
@@ -60,13 +64,13 @@ document.addEventListener("alpine:init", () => {
           this.payload = "";
           return;
         }
-        await this.send({payload});
+        await this.send({payload}, "qr");
         this.payload = "";
       },
-      async validateId() { if (this.ready()) await this.send({id_number: this.idNumber.trim().toUpperCase()}); },
+      async validateId() { if (this.ready()) await this.send({id_number: this.idNumber.trim().toUpperCase()}, "id"); },
       async validateFace() {
         if (!this.ready()) return;
-        await this.send({ticket_id: this.faceTicket.trim(), face_image: await b64(this.facePhoto)});
+        await this.send({ticket_id: this.faceTicket.trim(), face_image: await b64(this.facePhoto)}, "face");
       },
       async upload() {
         if (!this.ready()) return;

@@ -1,11 +1,15 @@
 document.addEventListener("alpine:init", () => {
   Alpine.data("wallet", () => ({
     tickets: [], loaded: false, error: "", notice: "", busy: false,
-    qrFor: null, qrUrl: "", qrLeft: 0, qrExpires: 0, timer: null,
+    qrFor: null, qrUrl: "", qrLeft: 0, qrExpires: 0, qrFetched: 0, qrRotation: 0, timer: null,
     refunding: null, refundLegs: [], quote: null,
     faceFor: null, faceConsent: false, facePhoto: null, faceStatus: "",
     async init() {
       if (!MaaS.requireRole(["passenger"])) return;
+      // back from the background (timers paused): a code shown may be stale, fetch a fresh one at once
+      document.addEventListener("visibilitychange", () => {
+        if (document.visibilityState === "visible" && this.qrFor && Date.now() >= this.qrExpires - 3000) this.fetchQr();
+      });
       await this.load();
     },
     async load() {
@@ -21,14 +25,20 @@ document.addEventListener("alpine:init", () => {
       this.loaded = true;
     },
     legLabel(leg) { return `${leg.from_name || leg.from_stop_id} → ${leg.to_name || leg.to_stop_id} · ${leg.service_date}`; },
+    // The code on screen is short-lived (the API signs it for qr_ttl_s seconds): it is replaced a few
+    // seconds before it expires, so a screenshot or a photo of it goes stale at the gate (reason expired_qr).
     async showQr(tk) {
-      this.qrFor = tk.ticket_id;
+      this.qrFor = tk.ticket_id; this.qrRotation = 0;
       clearInterval(this.timer);
       await this.fetchQr();
       this.timer = setInterval(() => {
         this.qrLeft = Math.max(0, Math.round((this.qrExpires - Date.now()) / 1000));
         if (this.qrLeft <= 3 && !this.busyQr) this.fetchQr();  // rotate a little before the code expires
       }, 1000);
+    },
+    qrPercent() {
+      const span = this.qrExpires - this.qrFetched;
+      return span > 0 ? Math.max(0, Math.min(100, Math.round(100 * this.qrLeft * 1000 / span))) : 0;
     },
     async fetchQr() {
       this.busyQr = true;
@@ -40,7 +50,9 @@ document.addEventListener("alpine:init", () => {
         this.qrUrl = URL.createObjectURL(blob);
         // the server's expiry, but never later than one rotation period from now (a device clock may be off)
         const ttl = Date.now() + MaaS.data.qr_ttl_s * 1000;
+        this.qrFetched = Date.now();
         this.qrExpires = expires ? Math.min(Date.parse(expires), ttl) : ttl;
+        this.qrRotation += 1;
         this.qrLeft = Math.max(0, Math.round((this.qrExpires - Date.now()) / 1000));
       } catch (e) { this.error = e.text; clearInterval(this.timer); this.qrFor = null; }
       finally { this.busyQr = false; }
