@@ -8,7 +8,19 @@ whole contract.
 
 Idempotency: ``record_sale`` per ``ticket_id`` (a repeat with the same figures
 is a no-op, different figures raise `SaleConflict`), ``record_refund`` per
-``refund_id``, ``record_use`` per ``leg_id``, ``record_expiry`` per ``leg_id``.
+``refund_id``, ``record_use`` and ``queue_use`` per ``leg_id``, ``record_expiry``
+per ``leg_id``.
+
+Uses at the gate (``queue_use``): the use row (``clearing_validations``,
+``pending``) is the durable fact and is written in the admission's
+transaction, in one statement; its revenue recognition is posted later, in
+batches, by `recognise_pending_uses` (the job ``clearing.recognise_uses``),
+and always before anything reads a leg's state for money: a settlement run,
+a refund, an expiry. Recognition is a function of the use row and the sale
+(share, service date, commission terms of that date), so it posts exactly
+what ``record_use`` would have posted at the gate; the journal's unique
+``event_key`` (``close:<leg_id>``) and the unique closing line per leg make it
+once-only whatever crashes or races.
 A leg is closed once: by its first use or expiry (revenue recognised on its
 service date) or by a refund (recognised with the refund, on the refund
 date). A use of a refunded leg is kept for reconciliation but moves no money;
@@ -24,6 +36,8 @@ import re
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from clearing import ledger
@@ -35,8 +49,8 @@ from clearing.ledger import Line, NewEntry
 from clearing.models import ClearingLeg, JournalEntry, JournalLine, Validation
 
 __all__ = [
-    "AS_PRICED", "PricedLeg", "RefundRecord", "SaleLeg", "SaleRecord", "UseRecord", "leg_values", "record_expiry",
-    "record_refund", "record_sale", "record_use",
+    "AS_PRICED", "PricedLeg", "RefundRecord", "SaleLeg", "SaleRecord", "UseRecord", "leg_values", "queue_use",
+    "recognise_pending_uses", "record_expiry", "record_refund", "record_sale", "record_use",
 ]
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -233,20 +247,24 @@ def _closing_kind(session: Session, leg_id: str) -> str | None:
     ).scalar_one_or_none()
 
 
+def _recognition(leg_id: str, ticket_id: str, op: str, service_date: dt.date, share: int, currency: str,
+                 rate_bp: int, fixed: int, *, how: str) -> NewEntry:
+    fee = commission_amount(share, rate_bp, fixed)
+    lines = [Line(ledger.deferred(op), share, "close", op, ticket_id, leg_id),
+             Line(ledger.payable(op), -(share - fee), "payable", op, ticket_id, leg_id)]
+    if fee:
+        lines.append(Line(ledger.COMMISSION, -fee, "commission", op, ticket_id, leg_id))
+    return NewEntry(f"close:{leg_id}", "recognition", currency, service_date, lines, memo=how)
+
+
 def _recognise(session: Session, leg: ClearingLeg, *, how: str) -> None:
     rate_bp, fixed = commission_terms_on(session, leg.service_date).get(leg.operator_id, (0, 0))
-    fee = commission_amount(leg.share, rate_bp, fixed)
-    op, t = leg.operator_id, leg.ticket_id
-    lines = [Line(ledger.deferred(op), leg.share, "close", op, t, leg.leg_id),
-             Line(ledger.payable(op), -(leg.share - fee), "payable", op, t, leg.leg_id)]
-    if fee:
-        lines.append(Line(ledger.COMMISSION, -fee, "commission", op, t, leg.leg_id))
-    ledger.post(session, NewEntry(f"close:{leg.leg_id}", "recognition", leg.currency, leg.service_date, lines,
-                                  memo=how))
+    ledger.post(session, _recognition(leg.leg_id, leg.ticket_id, leg.operator_id, leg.service_date, leg.share,
+                                      leg.currency, rate_bp, fixed, how=how))
 
 
 def record_use(session: Session, use: UseRecord) -> None:
-    """Keep the validation and recognise the leg's share (once) on its service date."""
+    """Keep the validation and recognise the leg's share (once) on its service date, now."""
     used_at = _aware(use.used_at, "used_at")
     leg = _get_leg(session, use.leg_id)
     if leg.operator_id != use.operator_id or leg.ticket_id != use.ticket_id:
@@ -261,10 +279,97 @@ def record_use(session: Session, use: UseRecord) -> None:
         _recognise(session, leg, how="used")
 
 
+def queue_use(session: Session, use: UseRecord) -> None:
+    """Keep the validation, its recognition pending (`recognise_pending_uses`): one statement on the gate's path.
+
+    The row is written only if the sale has this leg with this operator and ticket; otherwise the same
+    errors as `record_use` (`UnknownLeg`, `InvalidRecord`). A second use of a leg is a no-op.
+    """
+    used_at = _aware(use.used_at, "used_at").astimezone(dt.UTC)
+    L, V = ClearingLeg.__table__.c, Validation.__table__
+    source = sa.select(L.leg_id, L.ticket_id, L.operator_id, sa.literal(used_at, sa.DateTime(timezone=True)),
+                       sa.literal(use.gate_id, sa.String()), sa.true()).where(
+        L.leg_id == use.leg_id, L.operator_id == use.operator_id, L.ticket_id == use.ticket_id)
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(V).from_select(["leg_id", "ticket_id", "operator_id", "used_at", "gate_id", "pending"], source)
+    if session.execute(stmt.on_conflict_do_nothing(index_elements=["leg_id"])).rowcount == 1:
+        return
+    leg = _get_leg(session, use.leg_id)  # nothing written: say why (or it was a repeat)
+    if leg.operator_id != use.operator_id or leg.ticket_id != use.ticket_id:
+        raise InvalidRecord("the use names another operator or ticket than the sale",
+                            details={"leg_id": use.leg_id})
+
+
+#: Uses recognised per batch (one journal insert of this many entries).
+RECOGNITION_BATCH = 500
+
+
+def recognise_pending_uses(session: Session, *, leg_ids: list[str] | tuple[str, ...] | None = None,
+                           limit: int | None = None, skip_locked: bool = False) -> int:
+    """Post the recognition of uses recorded by `queue_use`; returns how many legs were recognised.
+
+    All pending uses (or those of ``leg_ids``; at most ``limit``), in batches of `RECOGNITION_BATCH`, each
+    exactly as `record_use` would have posted it; a use of a leg already closed (refunded, expired) is
+    marked done and moves no money. On PostgreSQL the pending rows are locked: a settlement run, refund or
+    expiry waits for a concurrent job's batch; the job itself (``skip_locked``) takes rows no one holds.
+    Flushes, never commits.
+    """
+    posted = done = 0
+    while limit is None or done < limit:
+        size = RECOGNITION_BATCH if limit is None else min(RECOGNITION_BATCH, limit - done)
+        n, p = recognise_batch(session, leg_ids=leg_ids, size=size, skip_locked=skip_locked)
+        done += n
+        posted += p
+        if n < size:
+            break
+    return posted
+
+
+def recognise_batch(session: Session, *, size: int = RECOGNITION_BATCH, skip_locked: bool = False,
+                    leg_ids: list[str] | tuple[str, ...] | None = None) -> tuple[int, int]:
+    """One batch of `recognise_pending_uses`: ``(uses done, legs recognised)``, the oldest uses first."""
+    V, L = Validation, ClearingLeg
+    stmt = (sa.select(V.leg_id, L.ticket_id, L.operator_id, L.service_date, L.share, L.currency)
+            .join(L, L.leg_id == V.leg_id).where(V.pending))
+    if leg_ids is not None:
+        if not leg_ids:
+            return 0, 0
+        stmt = stmt.where(V.leg_id.in_(list(leg_ids)))  # type: ignore[attr-defined]
+    stmt = stmt.order_by(V.used_at, V.leg_id).limit(size)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=V.__table__, skip_locked=skip_locked)
+    rows = session.execute(stmt).all()
+    if not rows:
+        return 0, 0
+    ids = [r.leg_id for r in rows]
+    closed = set(session.execute(sa.select(JournalLine.leg_id).where(
+        JournalLine.leg_id.in_(ids), JournalLine.purpose == "close")).scalars())  # type: ignore[attr-defined]
+    terms: dict[dt.date, object] = {}
+    entries = []
+    for r in rows:
+        if r.leg_id in closed:
+            continue
+        if r.service_date not in terms:
+            terms[r.service_date] = commission_terms_on(session, r.service_date)
+        rate_bp, fixed = terms[r.service_date].get(r.operator_id, (0, 0))  # type: ignore[attr-defined]
+        entries.append(_recognition(r.leg_id, r.ticket_id, r.operator_id, r.service_date, r.share, r.currency,
+                                    rate_bp, fixed, how="used"))
+    if entries:
+        ledger.post_many(session, entries)
+    _mark_recognised(session, ids)
+    return len(rows), len(entries)
+
+
+def _mark_recognised(session: Session, leg_ids: list[str]) -> None:
+    session.execute(sa.update(Validation).where(Validation.leg_id.in_(leg_ids))  # type: ignore[attr-defined]
+                    .values(pending=False).execution_options(synchronize_session=False))
+
+
 def record_expiry(session: Session, *, leg_id: str, expired_at: dt.datetime) -> None:
     """Recognise an unused leg's share (once) on its service date; a closed leg is left as it is."""
     _aware(expired_at, "expired_at")
     leg = _get_leg(session, leg_id)
+    recognise_pending_uses(session, leg_ids=[leg_id])  # a use at the gate closed it first
     if _closing_kind(session, leg_id) is None:
         _recognise(session, leg, how="expired")
 
@@ -280,6 +385,7 @@ def record_refund(session: Session, refund: RefundRecord) -> None:
     if not refund.leg_ids or len(set(refund.leg_ids)) != len(refund.leg_ids):
         raise InvalidRecord("a refund names distinct legs", details={"refund_id": refund.refund_id})
     legs = [_get_leg(session, leg_id) for leg_id in refund.leg_ids]
+    recognise_pending_uses(session, leg_ids=refund.leg_ids)  # a leg used at the gate is closed: LegClosed
     for leg in legs:
         if leg.ticket_id != refund.ticket_id or leg.currency != currency:
             raise InvalidRecord("the refund names a leg of another ticket or currency",

@@ -134,24 +134,26 @@ def post(session: Session, entry: NewEntry) -> int:
 
 def post_many(session: Session, entries: Sequence[NewEntry]) -> list[int]:
     """Append several balanced entries (each checked); returns their ids in order."""
+    if not entries:
+        return []
     for entry in entries:
         check_balanced(entry)
     ensure_accounts(session, {line.account_id for entry in entries for line in entry.lines})
-    ids: list[int] = []
+    # All headers in one INSERT ... RETURNING (ids in the order given), then the lines in multi-row statements.
+    posted_at = dt.datetime.now(dt.UTC)
+    headers = [{"event_key": e.event_key, "kind": e.kind, "currency": e.currency, "effective_date": e.effective_date,
+                "posted_at": posted_at, "memo": e.memo} for e in entries]
+    table = JournalEntry.__table__
+    ids: list[int] = [int(i) for i in session.execute(
+        sa.insert(table).returning(table.c.entry_id, sort_by_parameter_order=True), headers).scalars().all()]
     rows: list[dict] = []
     queued: list[dict] = []
-    for entry in entries:
-        header = JournalEntry(event_key=entry.event_key, kind=entry.kind, currency=entry.currency,
-                              effective_date=entry.effective_date, memo=entry.memo)
-        session.add(header)
-        session.flush()
-        assert header.entry_id is not None
-        ids.append(header.entry_id)
+    for entry, entry_id in zip(entries, ids, strict=True):
         if entry.kind in SETTLEABLE_KINDS:
-            queued.append({"entry_id": header.entry_id, "currency": entry.currency,
+            queued.append({"entry_id": entry_id, "currency": entry.currency,
                            "effective_date": entry.effective_date})
         entry_rows = [
-            {"entry_id": header.entry_id, "line_no": n, "account_id": line.account_id, "amount": line.amount,
+            {"entry_id": entry_id, "line_no": n, "account_id": line.account_id, "amount": line.amount,
              "purpose": line.purpose, "operator_id": line.operator_id, "ticket_id": line.ticket_id,
              "leg_id": line.leg_id}
             for n, line in enumerate(entry.lines)

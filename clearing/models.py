@@ -107,12 +107,19 @@ class Validation(SQLModel, table=True):
     """Our record of a leg's use (from ticketing), matched against an operator's upload."""
 
     __tablename__ = "clearing_validations"
+    __table_args__ = (
+        # the recognition job's queue: only uses still to be recognised are indexed
+        sa.Index("ix_clearing_validations_pending", "used_at", postgresql_where=sa.text("pending"),
+                 sqlite_where=sa.text("pending")),
+    )
 
     leg_id: str = Field(primary_key=True, sa_type=_id(64))
     ticket_id: str = Field(sa_type=_id(64))
     operator_id: str = Field(sa_type=_id(64), index=True)
     used_at: dt.datetime = Field(sa_type=sa.DateTime(timezone=True), index=True)
     gate_id: str | None = Field(default=None, sa_type=_id(64))
+    #: recorded by `clearing.interface.queue_use`, its recognition not posted yet (`recognise_pending_uses`)
+    pending: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
 
 class AgreementRow(SQLModel, table=True):

@@ -36,7 +36,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from clearing import ledger
+from clearing import interface, ledger
 from clearing.clock import local_date, utcnow
 from clearing.errors import InvalidPeriod, PeriodNotEnded, PeriodOverlaps, RunNotFound
 from clearing.ledger import Line, NewEntry
@@ -125,6 +125,8 @@ def run_settlement(session: Session, *, period_start: dt.date, period_end: dt.da
             "run_id": overlapping.run_id, "period_start": overlapping.period_start.isoformat(),
             "period_end": overlapping.period_end.isoformat()})
 
+    # Uses recorded at the gates and not yet recognised by the job count in this run (waits for a batch in flight).
+    interface.recognise_pending_uses(session)
     run_id = f"run_{secrets.token_hex(12)}"
     RE, Q = RunEntry, SettleQueue
     # The queue holds only unsettled entries, so a run reads what is due, not the journal's whole history.

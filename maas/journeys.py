@@ -50,7 +50,8 @@ class ClearingLedger:
             currency=refund.currency, refunded_at=refund.refunded_at, leg_amounts=refund.leg_amounts))
 
     def use(self, session: Session, use: tl.Use) -> None:
-        clearing.record_use(session, clearing.UseRecord(leg_id=use.leg_id, ticket_id=use.ticket_id,
+        # the use row only; its recognition is posted by the job clearing.recognise_uses (or a settlement run)
+        clearing.queue_use(session, clearing.UseRecord(leg_id=use.leg_id, ticket_id=use.ticket_id,
                                                         operator_id=use.operator_id, used_at=use.used_at,
                                                         gate_id=use.gate_id))
 
@@ -174,6 +175,12 @@ def _reconcile_refunds(session: Session, settings: Settings, at: dt.datetime) ->
 def _expire_legs(session: Session, settings: Settings, at: dt.datetime) -> str:
     n = expire_legs(session, ledger=ClearingLedger(), now=at)
     return f"{n} ticket legs expired"
+
+
+@job("clearing.recognise_uses", order=80)
+def _recognise_uses(session: Session, settings: Settings, at: dt.datetime) -> str:
+    # Gates record uses only (one statement at the gate); the money moves here, in committed batches.
+    return clearing_tasks.recognise_uses(session)
 
 
 @job("clearing.settle_daily", order=90)
