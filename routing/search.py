@@ -970,6 +970,17 @@ def _first_departure(net: _Net, prep: _Prepared, j: Journey) -> int:
 def range_profile_raw(tt: Timetable, prep: _Prepared, net: _Net, st: _State, sources: dict, sinks: dict,
                       t_lo: int, t_hi: int, max_rounds: int) -> list[tuple[int, int]]:
     """Pareto-optimal ``(departure, rides)`` pairs of a departure window (latest departure first)."""
+    return [(dep, k) for dep, k, _ in range_profile_rows(tt, prep, net, st, sources, sinks, t_lo, t_hi, max_rounds)]
+
+
+def range_profile_rows(tt: Timetable, prep: _Prepared, net: _Net, st: _State, sources: dict, sinks: dict,
+                       t_lo: int, t_hi: int, max_rounds: int) -> list[tuple[int, int, int]]:
+    """Pareto-optimal ``(departure, rides, arrival)`` of a departure window (latest departure first).
+
+    The arrival of a row is the earliest arrival with at most that many rides leaving at or after its
+    departure: what one run at that departure finds (rRAPTOR's labels of later departures are upper bounds
+    for earlier ones, and a row is written only where the departure improved on them).
+    """
     acc_stops = np.fromiter(sources.keys(), dtype=np.int32, count=len(sources))
     acc_s = np.fromiter((v[0] for v in sources.values()), dtype=np.int64, count=len(sources))
     deps, event_access = K._departures_in_window(
@@ -998,17 +1009,15 @@ def range_profile_raw(tt: Timetable, prep: _Prepared, net: _Net, st: _State, sou
     return _pareto_profile(rows)
 
 
-def _pareto_profile(rows: np.ndarray) -> list[tuple[int, int]]:
+def _pareto_profile(rows: np.ndarray) -> list[tuple[int, int, int]]:
     """Keep (dep, k, arr) rows not dominated by another (dep' >= dep, arr' <= arr, k' <= k)."""
-    keep: list[tuple[int, int]] = []
     items = sorted(rows.tolist(), key=lambda r: (-r[0], r[2], r[1]))
     kept: list[tuple[int, int, int]] = []
     for dep, k, arr in items:
         if any(d2 >= dep and a2 <= arr and k2 <= k for d2, k2, a2 in kept):
             continue
         kept.append((dep, k, arr))
-        keep.append((dep, k))
-    return keep
+    return kept
 
 
 def range_profile(tt: Timetable, req: PlanRequest, realtime=None) -> list[tuple[datetime, datetime, int]]:
@@ -1027,15 +1036,16 @@ def range_profile(tt: Timetable, req: PlanRequest, realtime=None) -> list[tuple[
     st = _state(tt, False, rounds)
     t = _to_epoch(req.depart_at) - prep.ref_epoch
     net = _nets(tt, realtime, False)
-    pairs = range_profile_raw(tt, prep, net, st, o.near, dst.near, t, t + req.window_s, rounds)
-    # the arrivals are re-read from a single run per pair only on demand; here compute them cheaply
-    out = []
-    for dep_t, k in pairs:
-        _run(tt, prep, net, st, o.near, dst.near, dep_t, k)
-        arr = int(st.best_target[k])
-        out.append((datetime.fromtimestamp(prep.ref_epoch + dep_t, timezone.utc),
-                    datetime.fromtimestamp(prep.ref_epoch + arr, timezone.utc), k))
-    return out
+    rows = range_profile_rows(tt, prep, net, st, o.near, dst.near, t, t + req.window_s, rounds)
+    if not rows:
+        return []
+    # A row's arrival is the best among departures inside the window; one run just after the window gives
+    # the best of the later ones (what a run at the row's own departure would also see).
+    _run(tt, prep, net, st, o.near, dst.near, t + req.window_s + 1, rounds)
+    after = [int(st.best_target[k]) for k in range(rounds + 1)]
+    return [(datetime.fromtimestamp(prep.ref_epoch + dep_t, timezone.utc),
+             datetime.fromtimestamp(prep.ref_epoch + min(arr, after[k]), timezone.utc), k)
+            for dep_t, k, arr in rows]
 
 
 def earliest_arrival(tt: Timetable, req: PlanRequest, realtime=None) -> list[int | None]:
@@ -1195,16 +1205,46 @@ def fare_search(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: _E
     n_t, tgt, _lab = _fare_run(tt, prep, net, o, dst, t, rounds, tables, None, False, INF, timed=False)
     if not n_t:
         return []
-    t_max = fare_horizon(t, int(tgt[:n_t, 0].min()), *horizon)
-    return _fare_journeys(o, dst, *_fare_run(tt, prep, net, o, dst, t, rounds, tables, max_fare, True, t_max))
+    ea = int(tgt[:n_t, 0].min())
+    # the horizon runs from the latest departure still arriving at EA (not from the request: a query far from
+    # any service would otherwise get a horizon of a day or more)
+    _A, B = _latest_times(tt, prep, net, o, dst, ea, t, rounds)
+    t_max = fare_horizon(_latest_departure(o, B[rounds], t), ea, *horizon)
+    lat = _latest_times(tt, prep, net, o, dst, t_max, t, rounds)
+    return _fare_journeys(o, dst, *_fare_run(tt, prep, net, o, dst, t, rounds, tables, max_fare, True, t_max,
+                                              lat=lat))
+
+
+def _latest_times(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: _Endpoint, t_arr: int, t: int,
+                  rounds: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(A, B)`` of :func:`routing.kernels._latest_times`: per rides left and stop, the latest vehicle arrival
+    (``A``) and boarding (``B``) from which ``dst`` is reached by ``t_arr``."""
+    egress_s = np.full(tt.n_stops, -1, dtype=np.int64)
+    for s, (w, _m) in dst.near.items():
+        egress_s[s] = w
+    return K._latest_times(
+        net.pattern_stop_offsets, net.pattern_stops, net.pattern_pickup, net.pattern_dropoff,
+        net.pattern_time_offsets, net.pattern_n_trips, net.pattern_arr, net.pattern_dep, net.footpath_offsets,
+        net.footpath_to, prep.footpath_change_s, prep.stop_change_s, prep.stop_ok, prep.pattern_ok,
+        prep.pattern_shift, prep.extra["runs"], egress_s, np.int64(t_arr), np.int64(t), rounds)
+
+
+def _latest_departure(o: _Endpoint, b: np.ndarray, t: int) -> int:
+    """The latest departure from the origin (query seconds, at least ``t``) that can board by ``b``."""
+    best = t
+    for s, (w, _m) in o.near.items():
+        if b[s] > K.NEG:
+            best = max(best, int(b[s]) - int(w))
+    return best
 
 
 def _fare_run(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: _Endpoint, t: int, rounds: int,
               tables: FareTables, max_fare: int | None, every_trip: bool, t_max: int,
-              timed: bool | None = None) -> tuple:
+              timed: bool | None = None, lat: tuple | None = None) -> tuple:
     """One run of ``_mcraptor_fare``, growing the label pool until it fits: ``(n_targets, targets, labels)``.
 
-    ``timed=False``: ignore the times of transfer allowances (fares then wrong, arrivals right)."""
+    ``timed=False``: ignore the times of transfer allowances (fares then wrong, arrivals right). ``lat``:
+    :func:`_latest_times` for ``t_max``, labels that cannot reach the destination by then are dropped."""
     pattern_net, stop_area, dist, ft, net_joins, group_out, has_timed, group_lim, group_untimed, net_later = \
         _fare_kernel_inputs(tt, tables)
     timed = has_timed if timed is None else timed
@@ -1215,12 +1255,14 @@ def _fare_run(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: _End
         egress_s[s] = w
     # boarding later trips (time-limited transfers) makes more labels: start with a larger pool than a rerun costs
     cap = 1 << 18 if every_trip else 1 << 16
+    if lat is None:
+        lat = (np.full((1, 1), K.INF, dtype=np.int64), np.full((1, 1), K.INF, dtype=np.int64))
     while True:
         n_t, tgt, L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a = K._mcraptor_fare(
             *net.tt_args(), prep.footpath_change_s, prep.stop_change_s, prep.stop_ok, prep.pattern_ok,
             prep.pattern_shift, prep.extra["runs"], acc_stops, acc_s, egress_s, pattern_net, stop_area, dist, ft,
             net_joins, group_out, bool(timed), group_lim, group_untimed, net_later, bool(every_trip), np.int64(t_max),
-            np.int64(-1 if max_fare is None else max_fare), np.int64(t), rounds, cap)
+            lat[0], lat[1], lat[0].shape[1] > 1, np.int64(-1 if max_fare is None else max_fare), np.int64(t), rounds, cap)
         if n_t >= 0 or cap >= (1 << 20 if every_trip else 1 << 24):
             break
         cap *= 4
