@@ -1,21 +1,82 @@
+// Charts of the operator's validations and revenue (Chart.js), kept outside Alpine's reactive state
+// (its proxies break Chart.js objects). The data are the API's integers: validations, revenue in minor units.
+const opCharts = {};
+function drawStats(stats, labels) {
+  if (typeof Chart === "undefined") return;
+  const money = (v) => MaaS.money({amount: Math.round(v), currency: stats.currency});
+  const specs = [
+    ["chart-validations", [["validations", MaaS.t("op.validations"), "#1d4ed8"], ["rejected", MaaS.t("op.rejected"), "#b42318"]], null],
+    ["chart-revenue", [["revenue", MaaS.t("op.revenue"), "#15803d"]], money],
+  ];
+  for (const [id, series, fmt] of specs) {
+    const el = document.getElementById(id);
+    if (!el) continue;
+    const data = {labels: labels.slice(), datasets: series.map(([key, label, colour]) => ({
+      key, label, backgroundColor: colour, borderColor: colour, data: stats.rows.map((r) => r[key])}))};
+    if (opCharts[id]) opCharts[id].destroy();
+    const y = {beginAtZero: true, ticks: fmt ? {callback: fmt} : {precision: 0}};
+    opCharts[id] = new Chart(el, {type: "bar", data, options: {animation: false, maintainAspectRatio: false, scales: {y},
+      plugins: {tooltip: fmt ? {callbacks: {label: (c) => `${c.dataset.label}: ${fmt(c.parsed.y)}`}} : {}}}});
+  }
+}
+
+function isoDay(d) { return d.toISOString().slice(0, 10); }
+function addDays(iso, n) { const d = new Date(iso + "T00:00:00Z"); d.setUTCDate(d.getUTCDate() + n); return isoDay(d); }
+
 document.addEventListener("alpine:init", () => {
   Alpine.data("operatorConsole", () => ({
     isAdmin: false, operatorId: null, runs: [], runId: "", statement: null, disputes: [], gates: [],
-    recFile: null, report: null, dispute: {run_id: "", leg_id: "", line_kind: "regular", reason: ""},
+    recFile: null, report: null, dispute: {run_id: "", leg_id: "", line_kind: "regular", reason: "", claimed: ""},
+    disputeFilter: "", raised: "",
+    stats: null, statsFrom: "", statsTo: "", statsGroup: "day",
     rtFeed: "", rtFile: null, rtResult: null,
     busy: false, error: "",
     async init() {
       const s = MaaS.requireRole(["operator", "admin"]);
       if (!s) return;
       this.isAdmin = s.role === "admin"; this.operatorId = s.operator_id;
-      await Promise.all([this.loadRuns(), this.loadDisputes(), this.loadGates()]);
+      await Promise.all([this.loadRuns(), this.loadDisputes(), this.loadGates(), this.loadStats()]);
     },
-    fen(amount) { return MaaS.money({amount, currency: "CNY"}); },
+    fen(amount, currency) { return MaaS.money({amount, currency: currency || "CNY"}); },
+    lastDay(endExclusive) { return addDays(endExclusive, -1); },
     async loadRuns() {
-      if (!this.isAdmin) return;
-      try { this.runs = await MaaS.api("GET", "/v1/settlements/runs"); } catch (e) { this.error = e.text; }
+      try {
+        this.runs = this.isAdmin ? await MaaS.api("GET", "/v1/settlements/runs")
+          : await MaaS.api("GET", `/v1/operators/${encodeURIComponent(this.operatorId)}/settlements`);
+      } catch (e) { this.error = e.text; }
     },
-    async loadDisputes() { try { this.disputes = await MaaS.api("GET", "/v1/disputes"); } catch (e) { this.error = e.text; } },
+    async loadDisputes() {
+      const q = this.disputeFilter ? "?status=" + encodeURIComponent(this.disputeFilter) : "";
+      try { this.disputes = await MaaS.api("GET", "/v1/disputes" + q); } catch (e) { this.error = e.text; }
+    },
+    pickLine(l) {
+      this.dispute.run_id = this.statement.run_id; this.dispute.leg_id = l.leg_id;
+      this.dispute.line_kind = l.kind === "adjustment" ? "adjustment" : "regular";
+      this.$nextTick(() => document.getElementById("d-reason").focus());
+    },
+    // the claimed amount in yuan ("12.5"), optional; minor units for the API
+    claimFen() {
+      const v = String(this.dispute.claimed || "").trim();
+      if (!v) return null;
+      if (!/^\d{1,9}(\.\d{1,2})?$/.test(v)) return NaN;
+      const [y, f = ""] = v.split(".");
+      return Number(y) * 100 + Number((f + "00").slice(0, 2));
+    },
+    claimError() { return Number.isNaN(this.claimFen()) ? MaaS.t("op.claimed_invalid") : ""; },
+    label(row) { return this.statsGroup === "line" ? (row.route_name ? `${row.route_name} (${row.route_id})` : row.key) : row.key; },
+    async loadStats() {
+      if (!this.operatorId) return;
+      const q = new URLSearchParams({group: this.statsGroup});
+      if (this.statsFrom) q.set("period_start", this.statsFrom);
+      if (this.statsTo) q.set("period_end", addDays(this.statsTo, 1));
+      try {
+        const stats = await MaaS.api("GET", `/v1/operators/${encodeURIComponent(this.operatorId)}/stats?` + q);
+        this.stats = stats;
+        this.statsFrom = stats.period_start; this.statsTo = addDays(stats.period_end, -1);
+        const labels = stats.rows.map((r) => this.label(r));
+        this.$nextTick(() => drawStats(stats, labels));
+      } catch (e) { this.error = e.text; }
+    },
     async loadGates() {
       if (!this.operatorId) return;
       try {
@@ -37,13 +98,13 @@ document.addEventListener("alpine:init", () => {
         this.statement = await MaaS.api("GET", `/v1/settlements/runs/${encodeURIComponent(runId)}/statements/${encodeURIComponent(op)}`);
       } catch (e) { this.error = e.text; this.statement = null; }
     },
-    async downloadCsv() {
-      const st = this.statement;
+    async downloadCsv(runId, op) {
+      this.error = "";
       try {
-        const r = await MaaS.api("GET", `/v1/settlements/runs/${encodeURIComponent(st.run_id)}/statements/${encodeURIComponent(st.operator_id)}?format=csv`, null, {raw: true});
+        const r = await MaaS.api("GET", `/v1/settlements/runs/${encodeURIComponent(runId)}/statements/${encodeURIComponent(op)}?format=csv`, null, {raw: true});
         const url = URL.createObjectURL(await r.blob());
         const a = document.createElement("a");
-        a.href = url; a.download = `statement-${st.run_id}-${st.operator_id}.csv`;
+        a.href = url; a.download = `statement-${runId}-${op}.csv`;
         document.body.appendChild(a); a.click(); a.remove();
         setTimeout(() => URL.revokeObjectURL(url), 1000);
       } catch (e) { this.error = e.text; }
@@ -65,11 +126,14 @@ document.addEventListener("alpine:init", () => {
       finally { this.busy = false; }
     },
     async raise() {
-      this.error = ""; this.busy = true;
+      this.error = ""; this.busy = true; this.raised = "";
       try {
-        await MaaS.api("POST", "/v1/disputes", {run_id: this.dispute.run_id.trim(), leg_id: this.dispute.leg_id.trim(),
-                                                line_kind: this.dispute.line_kind, reason: this.dispute.reason.trim()});
-        this.dispute.reason = "";
+        const body = {run_id: this.dispute.run_id.trim(), leg_id: this.dispute.leg_id.trim(),
+                      line_kind: this.dispute.line_kind, reason: this.dispute.reason.trim()};
+        if (this.claimFen() !== null) body.claimed_amount = this.claimFen();
+        const d = await MaaS.api("POST", "/v1/disputes", body);
+        this.dispute.reason = ""; this.dispute.claimed = "";
+        this.raised = MaaS.t("op.dispute_raised", {leg: d.leg_id});
         await this.loadDisputes();
       } catch (e) { this.error = e.text; }
       finally { this.busy = false; }

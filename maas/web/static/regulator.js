@@ -11,18 +11,58 @@ function drawTrend(trend) {
     scales: {y: {beginAtZero: true}}}});
 }
 
+// The stations of the coverage report on a Leaflet map, coloured by e-ticket coverage. With no tile URL
+// configured (offline, the demo) it draws on a plain background.
+const COVERED = "#15803d", UNCOVERED = "#b42318";
+let coverageMap = null, coverageLayer = null;
+function drawStations(stations) {
+  const el = document.getElementById("coverage-map");
+  if (!el || typeof L === "undefined") return;
+  if (!coverageMap) {
+    coverageMap = L.map(el, {attributionControl: !!MaaS.data.tile_url, zoomAnimation: false, fadeAnimation: false,
+                             markerZoomAnimation: false});
+    if (MaaS.data.tile_url) {
+      L.tileLayer(MaaS.data.tile_url, {maxZoom: 19, attribution: MaaS.data.tile_attribution || ""}).addTo(coverageMap);
+    }
+  }
+  const placed = stations.filter((s) => Number.isFinite(s.lat) && Number.isFinite(s.lon));
+  if (coverageLayer) coverageLayer.remove();
+  coverageLayer = L.featureGroup();
+  for (const s of placed) {
+    const colour = s.covered ? COVERED : UNCOVERED;
+    L.circleMarker([s.lat, s.lon], {radius: 6, color: "#111827", weight: 1, fillColor: colour, fillOpacity: 0.9,
+                                    className: "station " + (s.covered ? "st-covered" : "st-uncovered")})
+      .bindTooltip(`${s.name} · ${s.covered ? MaaS.t("reg.map_covered") : MaaS.t("reg.map_uncovered")}`)
+      .addTo(coverageLayer);
+  }
+  coverageLayer.addTo(coverageMap);
+  coverageMap.invalidateSize();
+  if (placed.length) coverageMap.fitBounds(coverageLayer.getBounds(), {padding: [20, 20], animate: false});
+  else coverageMap.setView([0, 0], 1);
+  // each marker carries its station id (tests and assistive tools find a station's marker)
+  coverageLayer.getLayers().forEach((m, i) => { const p = m.getElement(); if (p) p.setAttribute("data-station", placed[i].station_id); });
+}
+
 document.addEventListener("alpine:init", () => {
   Alpine.data("regulatorConsole", () => ({
-    coverage: null, metrics: null, maturity: null, verified: null, busy: false, error: "",
+    coverage: null, stations: [], metrics: null, maturity: null, verified: null, busy: false, error: "",
     trend: {months: [], rows: []},
     month: new Date().toISOString().slice(0, 7),
     async init() {
       if (!MaaS.requireRole(["regulator", "admin"])) return;
-      await Promise.all([this.loadCoverage(), this.loadMetrics(), this.loadMaturity(), this.loadTrend()]);
+      await Promise.all([this.loadCoverage(), this.loadStations(), this.loadMetrics(), this.loadMaturity(), this.loadTrend()]);
     },
     pct(x) { return x === null || x === undefined ? "—" : (Math.round(x * 1000) / 10).toFixed(1) + "%"; },
     monthParam() { return this.month ? "&period=" + encodeURIComponent(this.month) : ""; },
     async loadCoverage() { try { this.coverage = await MaaS.api("GET", "/v1/audit/coverage"); } catch (e) { this.error = e.text; } },
+    async loadStations() {
+      try {
+        this.stations = (await MaaS.api("GET", "/v1/audit/coverage/stations")).stations;
+        const rows = this.stations.map((x) => ({...x}));
+        this.$nextTick(() => drawStations(rows));
+      } catch (e) { this.error = e.text; }
+    },
+    stationCount(covered) { return this.stations.filter((s) => s.covered === covered).length; },
     async loadMaturity() { try { this.maturity = await MaaS.api("GET", "/v1/audit/maturity"); } catch (e) { this.error = e.text; } },
     async loadMetrics() {
       try { this.metrics = await MaaS.api("GET", "/v1/audit/metrics?" + this.monthParam().slice(1)); }
