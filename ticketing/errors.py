@@ -108,6 +108,26 @@ class OfferAlreadyOrdered(Conflict):
     code = "offer_already_ordered"
 
 
+class SeatTaken(Conflict):
+    """A chosen seat is held or sold by someone else."""
+
+    code = "seat_taken"
+
+
+class NoSeatMap(TicketingError):
+    """The leg has no reserved seats to choose from (not a reserved-seat leg of this offer)."""
+
+    code = "no_seat_map"
+    status = 422
+
+
+class InvalidSeats(TicketingError):
+    """Chosen seats that cannot be: outside the vehicle, the same seat twice, not one per traveller."""
+
+    code = "invalid_seats"
+    status = 422
+
+
 class IdempotencyKeyReused(Conflict):
     code = "idempotency_key_reused"
 

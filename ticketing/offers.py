@@ -26,12 +26,17 @@ from routing.timetable import MODES, PICKUP_NONE, Timetable
 from ticketing import seats
 from ticketing.errors import (
     InvalidItinerary,
+    InvalidSeats,
     ItineraryDeparted,
     ItineraryMismatch,
     LegNotPriced,
     NoSeatCapacity,
+    NoSeatMap,
+    OfferAlreadyOrdered,
+    OfferExpired,
     OfferNotFound,
     SeatHoldLimit,
+    SeatTaken,
     SoldOut,
 )
 from ticketing.fares.concessions import PLATFORM_CATEGORIES
@@ -369,6 +374,57 @@ def check_hold_caps(session: Session, *, user_id: str, keys: list[str], seats_ea
                             "order, or let an offer lapse",
                             details={"scope": "account", "limit": caps.per_account, "held": total,
                                      "requested": seats_each * len(keys)})
+
+
+def seat_map(redis_client: redis.Redis, offer: Offer, *, now: dt.datetime) -> dict[str, Any]:
+    """The offer's reserved-seat legs: capacity, seats held or sold to others now, and the offer's own seats
+    (in travellers' order: traveller ``i`` sits in ``mine[i]``). Seats are numbered 1..capacity."""
+    legs = []
+    for hold in offer.holds:
+        leg = next(x for x in offer.legs if x["leg_index"] == hold["leg_index"])
+        legs.append({"leg_index": hold["leg_index"], "mode": leg["mode"], "operator_id": leg["operator_id"],
+                     "trip_id": leg["trip_id"], "service_date": leg["service_date"],
+                     "from_stop_id": leg["from"]["stop_id"], "to_stop_id": leg["to"]["stop_id"],
+                     "departure": leg["departure"], "capacity": int(hold["capacity"]),
+                     "mine": [int(x) for x in hold["seats"]],
+                     "taken": seats.taken_by_others(redis_client, key=hold["key"], hold_id=hold["hold_id"], now=now)})
+    return {"offer_id": offer.offer_id, "expires_at": offer.expires_at.isoformat(), "legs": legs}
+
+
+def choose_seats(session: Session, redis_client: redis.Redis, offer_id: str, *, user_id: str, leg_index: int,
+                 chosen: Sequence[int], now: dt.datetime) -> Offer:
+    """Moves the offer's hold on a reserved-seat leg to ``chosen`` (one free seat per traveller, in travellers'
+    order), atomically in Redis; the tickets then carry them. Only while the offer is live and not ordered.
+
+    Raises `OfferNotFound` (not the caller's), `OfferAlreadyOrdered`, `OfferExpired` (also when the hold has
+    lapsed), `NoSeatMap`, `InvalidSeats` and `SeatTaken` (held or sold by another: nothing changes)."""
+    offer = session.exec(select(Offer).where(Offer.offer_id == offer_id).with_for_update()).first()
+    if offer is None or offer.user_id != user_id:
+        raise OfferNotFound("no such offer", details={"offer_id": offer_id})
+    if session.exec(select(Order.order_id).where(Order.offer_id == offer_id)).first() is not None:
+        raise OfferAlreadyOrdered("this offer already has an order: its seats are fixed", details={"offer_id": offer_id})
+    if offer.expires_at <= now:
+        raise OfferExpired("the offer has expired; ask for a new one", details={"offer_id": offer_id})
+    hold = next((h for h in offer.holds if h["leg_index"] == leg_index), None)
+    if hold is None:
+        raise NoSeatMap("this leg of the offer has no reserved seats", details={"leg_index": leg_index})
+    want = [int(x) for x in chosen]
+    capacity = int(hold["capacity"])
+    if len(want) != len(hold["seats"]) or len(set(want)) != len(want) or not all(1 <= x <= capacity for x in want):
+        raise InvalidSeats(f"choose {len(hold['seats'])} different seats numbered 1 to {capacity}",
+                           details={"leg_index": leg_index, "travelers": len(hold["seats"]), "capacity": capacity})
+    done = seats.choose(redis_client, key=hold["key"], service_date=hold["service_date"], hold_id=hold["hold_id"],
+                        seats=want, until=offer.expires_at, now=now)
+    if done == 0:
+        raise SeatTaken("a chosen seat is taken; choose another", details={
+            "leg_index": leg_index,
+            "taken": seats.taken_by_others(redis_client, key=hold["key"], hold_id=hold["hold_id"], now=now)})
+    if done < 0:
+        raise OfferExpired("the offer's seat hold has lapsed; ask for a new offer", details={"offer_id": offer_id})
+    offer.holds = [dict(h, seats=want) if h["leg_index"] == leg_index else dict(h) for h in offer.holds]
+    session.add(offer)
+    session.flush()
+    return offer
 
 
 def get_offer(session: Session, offer_id: str, *, user_id: str) -> Offer:

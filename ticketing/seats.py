@@ -78,6 +78,30 @@ return removed
 """
 
 
+# Moves a hold to chosen seats. KEYS[1] set; ARGV: now_ms, expiry_ms, hold_id, key_ttl_ms, seat...
+# Returns 1 when the hold now holds exactly those seats; 0 when one is held or sold by another hold
+# (nothing changes then); -1 when the hold has lapsed (it holds no seat any more: ask for a new offer).
+_CHOOSE = """
+local key = KEYS[1]
+redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. ARGV[1])
+local suffix = '|' .. ARGV[3]
+local mine = {}
+local taken = {}
+for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+  local seat = string.match(m, '^(%d+)|')
+  if string.sub(m, -string.len(suffix)) == suffix then table.insert(mine, m) else taken[seat] = true end
+end
+if #mine == 0 then return -1 end
+for i = 5, #ARGV do
+  if taken[ARGV[i]] then return 0 end
+end
+for _, m in ipairs(mine) do redis.call('ZREM', key, m) end
+for i = 5, #ARGV do redis.call('ZADD', key, ARGV[2], ARGV[i] .. suffix) end
+if redis.call('PTTL', key) < tonumber(ARGV[4]) then redis.call('PEXPIRE', key, ARGV[4]) end
+return 1
+"""
+
+
 def hold_key(trip_id: str, service_date: str) -> str:
     return f"seats:{trip_id}:{service_date}"
 
@@ -119,3 +143,22 @@ def occupied(client: redis.Redis, *, key: str, now: dt.datetime) -> int:
 def release_all(client: redis.Redis, holds: Sequence[dict]) -> None:
     for h in holds:
         release(client, key=h["key"], hold_id=h["hold_id"])
+
+
+def choose(client: redis.Redis, *, key: str, service_date: str, hold_id: str, seats: Sequence[int],
+           until: dt.datetime, now: dt.datetime) -> int:
+    """Moves the (live) hold ``hold_id`` to exactly ``seats``, atomically: ``1`` done; ``0`` a seat is held or
+    sold by another hold (nothing changed); ``-1`` the hold has lapsed. Seat numbers are checked by the caller."""
+    return int(client.eval(_CHOOSE, 1, key, _ms(now), _ms(until), hold_id, _key_ttl_ms(service_date, until, now),
+                           *[str(int(x)) for x in seats]))
+
+
+def taken_by_others(client: redis.Redis, *, key: str, hold_id: str, now: dt.datetime) -> list[int]:
+    """Seat numbers held or sold right now by any hold but ``hold_id``, ascending."""
+    suffix = "|" + hold_id
+    out = set()
+    for m in client.zrangebyscore(key, _ms(now), "+inf"):
+        m = m.decode() if isinstance(m, bytes) else m
+        if not m.endswith(suffix):
+            out.add(int(m.split("|", 1)[0]))
+    return sorted(out)

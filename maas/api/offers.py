@@ -15,11 +15,17 @@ from maas.ratelimit import RateLimited, rate_limit
 from ticketing import offers
 from ticketing.errors import (
     InvalidItinerary,
+    InvalidSeats,
     ItineraryDeparted,
     ItineraryMismatch,
     LegNotPriced,
     NoSeatCapacity,
+    NoSeatMap,
+    OfferAlreadyOrdered,
+    OfferExpired,
+    OfferNotFound,
     SeatHoldLimit,
+    SeatTaken,
     SoldOut,
 )
 from ticketing.fares.errors import InvalidLeg, UnknownRiderCategory
@@ -59,3 +65,30 @@ def create_offer(body: OfferIn, request: Request, session: SessionDep, settings:
         hold_caps=offers.HoldCaps(per_departure=settings.seat_holds_per_departure,
                                   per_account=settings.seat_holds_per_account))
     return offers.offer_view(offer)
+
+
+class SeatsIn(Strict):
+    leg_index: int = Field(ge=0, le=100, description="a reserved-seat leg of the offer (see GET .../seats)")
+    seats: list[int] = Field(min_length=1, max_length=9,
+                             description="one seat number (1..capacity) per traveller, in travellers' order")
+
+
+@router.get("/v1/offers/{offer_id}/seats", responses=error_responses(OfferNotFound))
+def offer_seats(offer_id: str, request: Request, session: SessionDep, redis: RedisDep,
+                principal: CurrentPassenger) -> dict[str, Any]:
+    """The seat map of the offer's reserved-seat (coach) legs: `{offer_id, expires_at, legs: [{leg_index,
+    capacity, mine, taken, ...}]}`; seats are numbered 1..capacity, `mine[i]` is traveller i's seat."""
+    offer = offers.get_offer(session, offer_id, user_id=principal.subject)
+    return offers.seat_map(redis, offer, now=now(request.app))
+
+
+@router.put("/v1/offers/{offer_id}/seats",
+            responses=error_responses(OfferNotFound, OfferAlreadyOrdered, OfferExpired, NoSeatMap, InvalidSeats,
+                                      SeatTaken, RateLimited))
+def choose_offer_seats(offer_id: str, body: SeatsIn, request: Request, session: SessionDep, redis: RedisDep,
+                       principal: CurrentPassenger) -> dict[str, Any]:
+    """Moves the offer's held seats on one leg to the chosen free seats (atomic; 409 `seat_taken` changes
+    nothing); returns the seat map. Only before the offer is ordered; the tickets carry the chosen seats."""
+    offer = offers.choose_seats(session, redis, offer_id, user_id=principal.subject, leg_index=body.leg_index,
+                                chosen=body.seats, now=now(request.app))
+    return offers.seat_map(redis, offer, now=now(request.app))

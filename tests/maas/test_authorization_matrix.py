@@ -48,6 +48,8 @@ RULES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/audit/log/verify"): frozenset({"regulator", "admin"}),
     # Ticketing: passengers act on what they own (ownership itself is tested in tests/ticketing).
     ("POST", "/v1/offers"): frozenset({"passenger"}),
+    ("GET", "/v1/offers/{offer_id}/seats"): frozenset({"passenger"}),  # seat map of the caller's own offer
+    ("PUT", "/v1/offers/{offer_id}/seats"): frozenset({"passenger"}),  # choose seats on the caller's own offer
     ("POST", "/v1/orders"): frozenset({"passenger"}),
     ("GET", "/v1/orders/{order_id}"): frozenset({"passenger"}),
     ("POST", "/v1/orders/{order_id}/cancel"): frozenset({"passenger"}),
