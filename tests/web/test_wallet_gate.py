@@ -213,3 +213,54 @@ def test_gate_admits_the_enrolled_face_refuses_a_stranger_and_admits_an_id_owner
     used = {t["ticket_id"]: t for t in _api(demo, bought["token"], "GET", "/v1/tickets").json()["tickets"]}
     assert used[face_ticket["ticket_id"]]["legs"][0]["status"] == "used"
     assert used[id_ticket["ticket_id"]]["legs"][0]["status"] == "used"
+
+
+def test_passenger_chooses_seats_on_the_coach_and_sees_them_on_the_tickets(mobile_page, demo, shots) -> None:  # noqa: ANN001
+    page = mobile_page
+    _login(page, demo)
+    page.wait_for_url("**/app/passenger")
+    token = page.evaluate("JSON.parse(sessionStorage.getItem('maas.session')).access_token")
+    origin = httpx.get(f"{demo.base}/v1/stops", params={"q": "人民广场"}, timeout=30).json()["stops"][0]["stop_id"]
+    depart = dt.datetime.combine(_travel_day(), dt.time(7, 0), dt.timezone(dt.timedelta(hours=8)))
+    itinerary = httpx.get(f"{demo.base}/v1/plan", params={"from": origin, "to": "yx-coach:QSX",
+                                                         "depart_at": depart.isoformat()}, timeout=60).json()["itineraries"][0]
+    # someone holds a seat on the coach (an offer of its own): it shows taken and cannot be chosen
+    other = _api(demo, token, "POST", "/v1/offers", json={"itinerary": itinerary, "travelers": [{"rider_category": "adult"}]})
+    assert other.status_code == 201, other.text
+    held = next(int(s) for leg in other.json()["legs"] if leg["seats"] for s in leg["seats"])
+    page.evaluate("it => sessionStorage.setItem('maas.itinerary', JSON.stringify({itinerary: it, rider: 'adult'}))",
+                  itinerary)
+    page.goto("/app/passenger/buy")
+    ids = _id_numbers()
+    page.get_by_role("button", name="添加乘车人").click()
+    for i, name in enumerate((QR_TRAVELER, FACE_TRAVELER)):
+        page.locator(f"#name-{i}").fill(name)
+        page.locator(f"#idnum-{i}").fill(ids[name])
+    page.get_by_role("button", name="确认乘车人并报价").click()
+    seat_map = page.locator("fieldset.seat-map")
+    seat_map.wait_for()
+    expect(seat_map).to_contain_text(f"正在为 {QR_TRAVELER} 选座")
+    taken = seat_map.locator(f'button[data-seat="{held}"]')
+    expect(taken).to_be_disabled()
+    expect(taken).to_have_attribute("aria-label", re.compile("已被占用"))
+    free = [int(x) for x in seat_map.locator("button.seat.free").evaluate_all("bs => bs.map(b => b.dataset.seat)")]
+    first, second = free[-1], free[-2]  # the back row
+    seat_map.locator(f'button[data-seat="{first}"]').click()
+    expect(seat_map.locator(f'button[data-seat="{first}"]')).to_have_attribute("aria-pressed", "true")
+    expect(seat_map).to_contain_text(f"正在为 {FACE_TRAVELER} 选座")
+    seat_map.locator(f'button[data-seat="{second}"]').click()
+    expect(seat_map.locator(f'button[data-seat="{second}"]')).to_have_attribute("aria-label",
+                                                                                 re.compile(f"{FACE_TRAVELER} 的座位"))
+    expect(seat_map.locator('button[aria-pressed="true"]')).to_have_count(2)
+    expect(page.locator("ol.legs")).to_contain_text(f"座位：{first}, {second}")
+    page.screenshot(path=str(shots / "passenger-seats.png"), full_page=True)
+    assert_accessible(page, "the seat picker")
+
+    page.get_by_role("button", name="支付（沙箱）").click()
+    page.get_by_text("支付成功，车票已出。").wait_for()
+    page.get_by_role("link", name="查看我的车票").click()
+    page.wait_for_url("**/app/passenger/tickets")
+    for name, seat in ((QR_TRAVELER, first), (FACE_TRAVELER, second)):
+        card = page.locator("article.ticket").filter(has_text=f"{name[0]}*").filter(
+            has_text=f"110***********{ids[name][-4:]}")
+        expect(card).to_contain_text(f"座位 {seat}")

@@ -6,9 +6,58 @@ document.addEventListener("alpine:init", () => {
     const saved = JSON.parse(sessionStorage.getItem("maas.itinerary") || "null");
     return {
       itinerary: saved && saved.itinerary, travelers: [traveler(saved && saved.rider)], offer: null, order: null,
+      seatMap: null, seatWho: {},
       paid: false, busy: false, error: "", orderKey: MaaS.uuid(),
       init() { if (!MaaS.requireRole(["passenger"])) return; },
-      add() { this.travelers.push(traveler()); this.offer = null; },
+      add() { this.travelers.push(traveler()); this.offer = null; this.seatMap = null; },
+      // seats: reserved-seat (coach) legs of the offer; 2 + aisle + 2 per row, numbered 1..capacity
+      async loadSeats() {
+        this.seatMap = null; this.seatWho = {};
+        if (!this.offer.legs.some((l) => l.seats)) return;
+        this.seatMap = await MaaS.api("GET", `/v1/offers/${encodeURIComponent(this.offer.offer_id)}/seats`);
+      },
+      seatRows(leg) {
+        const rows = [];
+        for (let n = 1; n <= leg.capacity; n += 4) rows.push([n, n + 1, n + 2, n + 3].filter((x) => x <= leg.capacity));
+        return rows;
+      },
+      seatState(leg, n) { return leg.mine.includes(n) ? "mine" : leg.taken.includes(n) ? "taken" : "free"; },
+      travelerName(i) { const tr = this.travelers[i]; return (tr && tr.name.trim()) || MaaS.t("buy.traveler_n", {n: i + 1}); },
+      seatLabel(leg, n) {
+        const i = leg.mine.indexOf(n);
+        const side = (n - 1) % 4 === 0 || (n - 1) % 4 === 3 ? MaaS.t("buy.window") : MaaS.t("buy.aisle");
+        const state = i >= 0 ? MaaS.t("buy.seat_of", {who: this.travelerName(i)})
+          : leg.taken.includes(n) ? MaaS.t("buy.seat_taken_state") : "";
+        return [MaaS.t("buy.seat_button", {n}), side, state].filter(Boolean).join(", ");
+      },
+      legName(leg) {
+        const it = this.itinerary.legs[leg.leg_index];
+        return it ? `${it.route_name || ""} ${it.from.name} → ${it.to.name}` : "";
+      },
+      seatsOf(leg) {  // the seats held on an itinerary leg, as text ("3, 4")
+        if (!this.seatMap) return "";
+        const idx = this.itinerary.legs.indexOf(leg);
+        const m = this.seatMap.legs.find((x) => x.leg_index === idx);
+        return m ? m.mine.join(", ") : "";
+      },
+      async pickSeat(leg, n) {
+        if (this.order || leg.taken.includes(n)) return;
+        const who = this.seatWho[leg.leg_index] || 0;
+        const mine = [...leg.mine];
+        const j = mine.indexOf(n);
+        if (j === who) return;
+        if (j >= 0) mine[j] = mine[who];  // another traveller's seat: the two swap
+        mine[who] = n;
+        this.error = ""; this.busy = true;
+        try {
+          this.seatMap = await MaaS.api("PUT", `/v1/offers/${encodeURIComponent(this.offer.offer_id)}/seats`,
+                                        {leg_index: leg.leg_index, seats: mine});
+          this.seatWho = {...this.seatWho, [leg.leg_index]: (who + 1) % mine.length};
+        } catch (e) {
+          this.error = e.text;
+          if (e.code === "seat_taken") await this.loadSeats();
+        } finally { this.busy = false; }
+      },
       idError(tr) {
         const v = tr.id_number.trim();
         if (!v) return tr.touched ? MaaS.t("buy.fix_errors") : "";
@@ -28,6 +77,7 @@ document.addEventListener("alpine:init", () => {
           this.offer = await MaaS.api("POST", "/v1/offers", {itinerary: this.itinerary,
             travelers: this.travelers.map((tr) => ({rider_category: tr.rider_category}))});
           this.orderKey = MaaS.uuid();
+          await this.loadSeats();
         } catch (e) { this.error = e.text; }
         finally { this.busy = false; }
       },
