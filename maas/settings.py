@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     stripe_api_base: str | None = Field(
         default=None, validation_alias=AliasChoices("STRIPE_API_BASE", "MAAS_STRIPE_API_BASE")
     )
+    #: Stripe's publishable key (pk_...): public by design; the buy page loads Stripe.js (Payment Element)
+    #: with it when Stripe is configured, and offers the network-free sandbox otherwise.
+    stripe_publishable_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("STRIPE_PUBLISHABLE_KEY", "MAAS_STRIPE_PUBLISHABLE_KEY")
+    )
     #: The payment method of an order that names none (``stripe``, ``wechat``, ``alipay``, ``sandbox``);
     #: default: the first configured in that order, the sandbox outside production.
     default_payment_method: Literal["stripe", "wechat", "alipay", "sandbox"] | None = None

@@ -30,7 +30,17 @@ PAGES: dict[str, tuple[str, str, str]] = {
 }
 
 
-def _csp(tile_url: str) -> str:
+#: Stripe.js and its frames, allowed only where Stripe is configured (docs.stripe.com/security/guide#content-security-policy)
+_STRIPE_CSP = {"script-src": "https://js.stripe.com", "frame-src": "https://js.stripe.com https://hooks.stripe.com",
+               "connect-src": "https://api.stripe.com"}
+
+
+def stripe_publishable_key(settings: Any) -> str | None:
+    """The key the buy page gives Stripe.js, when Stripe is the server's rail; else None (sandbox)."""
+    return settings.stripe_publishable_key if settings.stripe_api_key and settings.stripe_publishable_key else None
+
+
+def _csp(tile_url: str, stripe: bool = False) -> str:
     img = "'self' data: blob:"
     if tile_url:
         parts = urlsplit(tile_url.replace("{s}", "a"))
@@ -38,8 +48,11 @@ def _csp(tile_url: str) -> str:
             host = parts.netloc.split(".", 1)[1] if "{s}" in tile_url and "." in parts.netloc else parts.netloc
             img += f" {parts.scheme}://{'*.' if '{s}' in tile_url else ''}{host}"
     # Alpine.js evaluates its attribute expressions with Function(): 'unsafe-eval', but no inline scripts.
-    return (f"default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
-            f"img-src {img}; connect-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'")
+    extra = {k: " " + v for k, v in _STRIPE_CSP.items()} if stripe else {k: "" for k in _STRIPE_CSP}
+    frames = f"frame-src 'self'{extra['frame-src']}; " if stripe else ""
+    return (f"default-src 'self'; script-src 'self' 'unsafe-eval'{extra['script-src']}; "
+            f"style-src 'self' 'unsafe-inline'; img-src {img}; connect-src 'self'{extra['connect-src']}; {frames}"
+            f"frame-ancestors 'self'; base-uri 'none'; form-action 'self'")
 
 
 def _render(request: Request, page: str) -> Response:
@@ -53,10 +66,12 @@ def _render(request: Request, page: str) -> Response:
         "front": front, "page": page,
         "page_data": {"lang": lang, "messages": texts, "tile_url": settings.map_tile_url,
                       "tile_attribution": settings.map_tile_attribution, "qr_ttl_s": settings.qr_ttl_s,
-                      "face_retention_days": settings.face_retention_days},
+                      "face_retention_days": settings.face_retention_days,
+                      "stripe_publishable_key": stripe_publishable_key(settings)},
     }
     response = templates.TemplateResponse(request, template, context)
-    response.headers["Content-Security-Policy"] = _csp(settings.map_tile_url)
+    response.headers["Content-Security-Policy"] = _csp(settings.map_tile_url,
+                                                       stripe=page == "passenger/buy" and bool(stripe_publishable_key(settings)))
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "no-store"
