@@ -90,12 +90,28 @@ def _earliest_trip(p, pos, t, pattern_time_offsets, pattern_n_trips, pattern_tri
     ``run_cols[run_offsets[slot, p]:run_offsets[slot, p + 1]]``.
     Returns ``(column, slot, departure)``; column -1 when none.
     """
+    c, slot, d, _ = _trip_before(p, pos, t, -1, -1, INF, pattern_time_offsets, pattern_n_trips, pattern_dep,
+                                 pattern_shift, runs)
+    return c, slot, d
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _trip_before(p, pos, t, cur_slot, cur_i, cur_dep, pattern_time_offsets, pattern_n_trips, pattern_dep,
+                 pattern_shift, runs):
+    """Earliest trip of ``p`` at ``pos`` leaving at or after ``t`` and strictly before ``cur_dep``.
+
+    ``cur_i`` is the run index of the trip held now (day slot ``cur_slot``; -1 / -1 / INF for none): in
+    its own slot only the trips before it are looked at, so when the one just before it has already
+    left (the usual case in a RAPTOR scan) the answer costs one read per day slot, no binary search.
+    Returns ``(column, slot, departure, run index)``; column -1 when no trip qualifies.
+    """
     run_offsets, run_cols = runs
     n = pattern_n_trips[p]
     base = pattern_time_offsets[p] + pos * n
     best_c = -1
     best_slot = -1
-    best_dep = INF
+    best_dep = cur_dep
+    best_i = -1
     for si in range(3):
         slot = (1, 0, 2)[si]  # the query's own day first: it usually sets a bound the others cannot beat
         sh = pattern_shift[p, slot]
@@ -103,7 +119,9 @@ def _earliest_trip(p, pos, t, pattern_time_offsets, pattern_n_trips, pattern_tri
             continue
         a = run_offsets[slot, p]
         b = run_offsets[slot, p + 1]
-        if a == b:
+        if slot == cur_slot:
+            b = cur_i  # trips are in departure order at every position (no overtaking within a pattern)
+        if a >= b:
             continue
         want = t - sh
         if pattern_dep[base + run_cols[b - 1]] < want:
@@ -129,8 +147,9 @@ def _earliest_trip(p, pos, t, pattern_time_offsets, pattern_n_trips, pattern_tri
                 best_c = run_cols[i]
                 best_slot = slot
                 best_dep = d
+                best_i = i
             break
-    return best_c, best_slot, best_dep
+    return best_c, best_slot, best_dep, best_i
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -337,7 +356,8 @@ def _raptor(
             n = pattern_n_trips[p]
             tb = pattern_time_offsets[p]
             cur = -1
-            cur_slot = 0
+            cur_slot = -1
+            cur_i = -1
             cur_shift = np.int64(0)
             board = -1
             end = n_pos
@@ -372,12 +392,14 @@ def _raptor(
                             n_improved += 1
                 r = best_ready[k - 1, s]
                 if r < INF and pattern_pickup[so + pos] != NO_PICKUP and stop_ok[s]:
-                    if cur < 0 or r <= pattern_dep[tb + pos * n + cur] + cur_shift:
-                        c, slot, d = _earliest_trip(p, pos, r, pattern_time_offsets, pattern_n_trips,
-                                                    pattern_trip_offsets, pattern_dep, pattern_shift, trip_slots)
-                        if c >= 0 and (cur < 0 or d < pattern_dep[tb + pos * n + cur] + cur_shift):
+                    cur_dep = INF if cur < 0 else pattern_dep[tb + pos * n + cur] + cur_shift
+                    if r <= cur_dep:
+                        c, slot, d, ci = _trip_before(p, pos, r, cur_slot, cur_i, cur_dep, pattern_time_offsets,
+                                                      pattern_n_trips, pattern_dep, pattern_shift, trip_slots)
+                        if c >= 0:
                             cur = c
                             cur_slot = slot
+                            cur_i = ci
                             cur_shift = pattern_shift[p, slot]
                             board = pos
         # transfers: change at the same stop, footpaths, egress
