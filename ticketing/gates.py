@@ -6,6 +6,11 @@ scans of one code on any number of workers admit exactly one (PostgreSQL
 re-checks the condition after the row lock; SQLite serialises writers).
 Every decision, accepted or not, is recorded as a `GateValidation` with a reason
 code; admitted legs are reported to the ledger in the same transaction.
+
+The online path is a handful of Core statements (no ORM unit of work): the
+ticket and its legs in one ``SELECT``, the admission ``UPDATE ... RETURNING``,
+the ticket's status only when it changes, the ledger's use row, the
+validation record.
 """
 
 from __future__ import annotations
@@ -15,15 +20,15 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import update
 from sqlmodel import Session, select
 
 from ticketing.crypto import Keyring
 from ticketing.ledger import Ledger, Use
-from ticketing.models import LegStatus, Ticket, TicketLeg, Traveler, GateValidation
+from ticketing.models import LegStatus, Ticket, TicketLeg, Traveler, GateValidation, new_id
 from ticketing.qr import QRRejected, VerifiedQR, verify_qr
-from ticketing.tickets import list_legs, refresh_ticket_status
+from ticketing.tickets import ticket_status
 
 #: Reasons a gate may answer with (besides the QR codes of `ticketing.qr.verify_qr`).
 REASONS = ("malformed", "unknown_key", "bad_signature", "bad_device_key", "bad_device_signature", "expired_qr",
@@ -53,7 +58,59 @@ class Decision:
         return out
 
 
-def _pick_leg(legs: list[TicketLeg], gate: GateContext, at: dt.datetime) -> tuple[TicketLeg | None, str | None]:
+@dataclass
+class LegSnap:
+    """What a gate decision reads of a leg (a Core row, not an ORM object)."""
+
+    leg_id: str
+    operator_id: str
+    from_stop_id: str
+    from_station_id: str | None
+    status: str
+    valid_from: dt.datetime
+    valid_until: dt.datetime
+    used_gate_id: str | None
+
+
+@dataclass
+class TicketSnap:
+    ticket_id: str
+    status: str
+    device_key: str | None
+    legs: list[LegSnap]
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    # SQLite keeps no offset (every stored time is UTC); PostgreSQL answers aware times
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+_T = Ticket.__table__.c  # type: ignore[attr-defined]
+_L = TicketLeg.__table__.c  # type: ignore[attr-defined]
+
+
+def load_tickets(session: Session, ticket_ids: list[str]) -> dict[str, TicketSnap]:
+    """The tickets and their legs (in position order) in one statement."""
+    if not ticket_ids:
+        return {}
+    stmt = (sa.select(_T.ticket_id, _T.status, _T.device_key, _L.leg_id, _L.operator_id, _L.from_stop_id,
+                      _L.from_station_id, _L.status.label("leg_status"), _L.valid_from, _L.valid_until,
+                      _L.used_gate_id)
+            .select_from(Ticket.__table__.outerjoin(TicketLeg.__table__, _L.ticket_id == _T.ticket_id))  # type: ignore[attr-defined]
+            .where(_T.ticket_id.in_(ticket_ids) if len(ticket_ids) > 1 else _T.ticket_id == ticket_ids[0])
+            .order_by(_T.ticket_id, _L.position))
+    out: dict[str, TicketSnap] = {}
+    for r in session.execute(stmt):
+        snap = out.get(r.ticket_id)
+        if snap is None:
+            snap = out[r.ticket_id] = TicketSnap(r.ticket_id, r.status, r.device_key, [])
+        if r.leg_id is not None:
+            snap.legs.append(LegSnap(r.leg_id, r.operator_id, r.from_stop_id, r.from_station_id, r.leg_status,
+                                     _utc(r.valid_from), _utc(r.valid_until), r.used_gate_id))
+    return out
+
+
+def _pick_leg(legs: list[LegSnap], gate: GateContext, at: dt.datetime) -> tuple[LegSnap | None, str | None]:
     """The leg this gate may admit at ``at``, or ``(None, reason)``."""
     mine = [x for x in legs if x.operator_id == gate.operator_id]
     if not mine:
@@ -75,33 +132,49 @@ def _pick_leg(legs: list[TicketLeg], gate: GateContext, at: dt.datetime) -> tupl
     return None, "outside_validity"
 
 
-def _admit(session: Session, leg: TicketLeg, gate: GateContext, at: dt.datetime) -> bool:
-    result = session.execute(
-        update(TicketLeg)
-        .where(TicketLeg.leg_id == leg.leg_id, TicketLeg.status == LegStatus.unused.value)
+def _admit(session: Session, leg: LegSnap, gate: GateContext, at: dt.datetime) -> bool:
+    """The arbiter of once-only admission: one conditional UPDATE; a row back means this scan won."""
+    won = session.execute(
+        sa.update(TicketLeg.__table__)  # type: ignore[attr-defined]
+        .where(_L.leg_id == leg.leg_id, _L.status == LegStatus.unused.value)
         .values(status=LegStatus.used.value, used_at=at, used_gate_id=gate.gate_id)
-        .execution_options(synchronize_session=False))
-    return result.rowcount == 1
+        .returning(_L.leg_id)).first()
+    return won is not None
 
 
 def _record(session: Session, gate: GateContext, d: Decision, *, method: str, at: dt.datetime, now: dt.datetime,
             source: str = "online", tap_id: str | None = None) -> GateValidation:
-    row = GateValidation(gate_id=gate.gate_id, operator_id=gate.operator_id, stop_id=gate.stop_id,
-                         ticket_id=d.ticket_id, leg_id=d.leg_id, result=d.result, reason=d.reason, method=method,
-                         source=source, tap_id=tap_id, flag=d.flag, scanned_at=at, recorded_at=now)
-    session.add(row)
+    """Inserts the decision's record at once (one Core INSERT); returns it (not attached to the session)."""
+    row = GateValidation(validation_id=new_id("val"), gate_id=gate.gate_id, operator_id=gate.operator_id,
+                         stop_id=gate.stop_id, ticket_id=d.ticket_id, leg_id=d.leg_id, result=d.result,
+                         reason=d.reason, method=method, source=source, tap_id=tap_id, flag=d.flag, scanned_at=at,
+                         recorded_at=now)
+    session.execute(sa.insert(GateValidation.__table__).values(  # type: ignore[attr-defined]
+        validation_id=row.validation_id, gate_id=row.gate_id, operator_id=row.operator_id, stop_id=row.stop_id,
+        ticket_id=row.ticket_id, leg_id=row.leg_id, result=row.result, reason=row.reason, method=row.method,
+        source=row.source, tap_id=row.tap_id, flag=row.flag, scanned_at=row.scanned_at,
+        recorded_at=row.recorded_at))
     return row
 
 
-def _decide(session: Session, tickets: list[Ticket], gate: GateContext, *, at: dt.datetime, ledger: Ledger,
-            offline: bool) -> Decision:
+def _used_gate(session: Session, leg_id: str) -> str | None:
+    return session.execute(sa.select(_L.used_gate_id).where(_L.leg_id == leg_id)).scalar_one_or_none()
+
+
+def _decide(session: Session, tickets: list[Ticket] | list[TicketSnap], gate: GateContext, *, at: dt.datetime,
+            ledger: Ledger, offline: bool) -> Decision:
+    snaps: list[TicketSnap]
+    if tickets and not isinstance(tickets[0], TicketSnap):
+        loaded = load_tickets(session, [t.ticket_id for t in tickets])
+        snaps = [loaded[t.ticket_id] for t in tickets if t.ticket_id in loaded]
+    else:
+        snaps = list(tickets)  # type: ignore[arg-type]
     last: Decision | None = None
-    for ticket in tickets:
+    for ticket in snaps:
         if ticket.status == "refunded":
             last = Decision("rejected", "revoked", ticket.ticket_id)
             continue
-        legs = list_legs(session, ticket.ticket_id)
-        leg, reason = _pick_leg(legs, gate, at)
+        leg, reason = _pick_leg(ticket.legs, gate, at)
         if leg is None or reason is not None:
             last = Decision("rejected", reason, ticket.ticket_id, leg.leg_id if leg else None)
             if offline and reason == "already_used" and leg is not None:
@@ -109,20 +182,23 @@ def _decide(session: Session, tickets: list[Ticket], gate: GateContext, *, at: d
                                 "replay" if leg.used_gate_id == gate.gate_id else "conflict")
             continue
         if not _admit(session, leg, gate, at):
-            session.refresh(leg)
             if offline:
                 return Decision("flagged", "already_used", ticket.ticket_id, leg.leg_id,
-                                "replay" if leg.used_gate_id == gate.gate_id else "conflict")
+                                "replay" if _used_gate(session, leg.leg_id) == gate.gate_id else "conflict")
             return Decision("rejected", "already_used", ticket.ticket_id, leg.leg_id)
-        session.refresh(leg)
-        refresh_ticket_status(session, ticket)
+        leg.status, leg.used_gate_id = LegStatus.used.value, gate.gate_id
+        status = ticket_status(ticket.legs)  # type: ignore[arg-type]
+        if status != ticket.status:
+            session.execute(sa.update(Ticket.__table__).where(_T.ticket_id == ticket.ticket_id)  # type: ignore[attr-defined]
+                            .values(status=status))
+            ticket.status = status
         ledger.use(session, Use(leg_id=leg.leg_id, ticket_id=ticket.ticket_id, operator_id=leg.operator_id,
                                 used_at=at, gate_id=gate.gate_id))
         return Decision("accepted", None, ticket.ticket_id, leg.leg_id)
     return last or Decision("rejected", "unknown_ticket")
 
 
-def _binding_reason(ticket: Ticket, v: VerifiedQR, *, offline: bool) -> str | None:
+def _binding_reason(ticket: Ticket | TicketSnap, v: VerifiedQR, *, offline: bool) -> str | None:
     """Device binding is exclusive: a bound ticket admits only codes of its device.
 
     ``device_bound``: a rotating (kind-1) code of a bound ticket, refused online (the server mints none
@@ -147,7 +223,7 @@ def validate_qr(session: Session, gate: GateContext, *, payload: str, keys: dict
         d = Decision("rejected", exc.code)
         _record(session, gate, d, method="qr", at=now, now=now)
         return d
-    ticket = session.get(Ticket, v.ticket_id)
+    ticket = load_tickets(session, [v.ticket_id]).get(v.ticket_id)
     reason = _binding_reason(ticket, v, offline=False) if ticket is not None else None
     if ticket is None:
         d = Decision("rejected", "unknown_ticket", v.ticket_id)
@@ -177,9 +253,10 @@ def validate_id_number(session: Session, gate: GateContext, *, id_number: str, i
     travelers = session.exec(select(Traveler.traveler_id).where(Traveler.id_number_index == index)).all()
     mine = (select(TicketLeg.ticket_id).where(TicketLeg.operator_id == gate.operator_id)
             .where(TicketLeg.ticket_id == Ticket.ticket_id).exists())
-    tickets = list(session.exec(select(Ticket).where(Ticket.traveler_id.in_(travelers))  # type: ignore[attr-defined]
-                                .where(mine).order_by(Ticket.valid_from))) if travelers else []
-    d = _decide(session, tickets, gate, at=now, ledger=ledger, offline=False)
+    ids = list(session.exec(select(Ticket.ticket_id).where(Ticket.traveler_id.in_(travelers))  # type: ignore[attr-defined]
+                            .where(mine).order_by(Ticket.valid_from))) if travelers else []
+    loaded = load_tickets(session, ids)
+    d = _decide(session, [loaded[i] for i in ids if i in loaded], gate, at=now, ledger=ledger, offline=False)
     _record(session, gate, d, method="id_number", at=now, now=now)
     return d
 
@@ -214,7 +291,7 @@ def upload_taps(session: Session, gate: GateContext, taps: list[Tap], *, keys: d
             method = "qr"
         else:
             method = v.kind
-            ticket = session.get(Ticket, v.ticket_id)
+            ticket = load_tickets(session, [v.ticket_id]).get(v.ticket_id)
             reason = _binding_reason(ticket, v, offline=True) if ticket is not None else None
             if ticket is None:
                 d = Decision("rejected", "unknown_ticket", v.ticket_id)
@@ -223,7 +300,6 @@ def upload_taps(session: Session, gate: GateContext, taps: list[Tap], *, keys: d
             else:
                 d = _decide(session, [ticket], gate, at=tap.scanned_at, ledger=ledger, offline=True)
         _record(session, gate, d, method=method, at=tap.scanned_at, now=now, source="offline", tap_id=tap.tap_id)
-        session.flush()
         out.append(d)
     return out
 

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import AwareDatetime, Field, model_validator
 
 from maas import audit
-from maas.api.deps import GateDevice, SessionDep, SettingsDep
+from maas.api.deps import SessionDep, SettingsDep, WrongRole, _bearer, get_principal
 from maas.api.offers import Strict
-from maas.errors import Forbidden, error_responses
+from maas.errors import Forbidden, InvalidToken, Unauthorized, error_responses
 from maas.faces import face_encoder, face_policy
 from maas.journeys import now, runtime
 from maas.models import GateDevice as GateDeviceRow
+from maas.models import Role
+from maas.security import GATE_TOKEN_PREFIX, Principal, token_digest
 from maas.ratelimit import rate_limit
 from ticketing import faces, gates
 from ticketing.credentials.face import EMBEDDING_DIM
@@ -92,22 +97,55 @@ def _parent_station(request: Request, stop_id: str) -> str | None:
     return str(tt.stop_ids[parent]) if parent >= 0 else None
 
 
-def _gate(request: Request, session: Any, principal: Any, gate_id: str, stop_id: str) -> gates.GateContext:
+@dataclass(frozen=True)
+class GateAuth:
+    """The authenticated gate device: its principal and where it may validate (read with the token)."""
+
+    principal: Principal
+    stop_id: str | None
+    roaming: bool
+
+
+_G = GateDeviceRow.__table__.c  # type: ignore[attr-defined]
+
+
+def gate_device(request: Request, session: SessionDep, settings: SettingsDep,
+                credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> GateAuth:
+    """A gate's bearer token: one Core statement reads the device (active, stop, roaming) for the whole request.
+
+    Read on every request, not cached: a device deactivated in the database is refused by the next scan, on
+    every worker. Other tokens get what `require_roles("gate")` answers (401 if invalid, 403 ``wrong_role``).
+    """
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise Unauthorized("an Authorization: Bearer token is required", code="missing_token")
+    token = credentials.credentials
+    if not token.startswith(GATE_TOKEN_PREFIX):
+        principal = get_principal(session, settings, request, credentials)
+        raise WrongRole("this needs one of the roles: gate", details={"required": ["gate"], "role": principal.role})
+    row = session.execute(sa.select(_G.gate_id, _G.operator_id, _G.stop_id, _G.roaming, _G.active)
+                          .where(_G.token_hash == token_digest(token))).first()
+    if row is None or not row.active:
+        raise InvalidToken("the gate token is not valid")
+    return GateAuth(Principal(subject=row.gate_id, role=Role.gate.value, operator_id=row.operator_id,
+                              gate_id=row.gate_id), row.stop_id, bool(row.roaming))
+
+
+GateDevice = Annotated[GateAuth, Depends(gate_device)]
+
+
+def _gate(request: Request, auth: GateAuth, gate_id: str, stop_id: str) -> gates.GateContext:
     """The authenticated gate at the stop it names: where it is registered (or that stop's parent station);
     a gate registered without a stop only if it is explicitly allowed to roam."""
-    if principal.gate_id != gate_id:
+    if auth.principal.gate_id != gate_id:
         raise GateMismatch("gate_id is not the authenticated gate", details={"gate_id": gate_id})
-    device = session.get(GateDeviceRow, gate_id)
-    if device is None or not device.active:
-        raise GateMismatch("gate_id is not an active gate", details={"gate_id": gate_id})
-    if device.stop_id is None:
-        if not device.roaming:
+    if auth.stop_id is None:
+        if not auth.roaming:
             raise GateStopRequired("this gate has no stop and is not allowed to roam: register it at a stop, "
                                    "or have the operator let it roam", details={"gate_id": gate_id})
-    elif stop_id != device.stop_id and stop_id != _parent_station(request, device.stop_id):
+    elif stop_id != auth.stop_id and stop_id != _parent_station(request, auth.stop_id):
         raise StopMismatch("this gate validates only at the stop where it is registered (or its station)",
-                           details={"gate_id": gate_id, "stop_id": stop_id, "registered_stop_id": device.stop_id})
-    return gates.GateContext(gate_id=gate_id, operator_id=principal.operator_id, stop_id=stop_id)
+                           details={"gate_id": gate_id, "stop_id": stop_id, "registered_stop_id": auth.stop_id})
+    return gates.GateContext(gate_id=gate_id, operator_id=auth.principal.operator_id or "", stop_id=stop_id)
 
 
 @router.get("/keys")
@@ -133,7 +171,7 @@ def validate(body: ValidateIn, request: Request, session: SessionDep, settings: 
     Operator scope is decided first: a face's ticket or an ID number without a leg of this gate's
     operator is answered ``unknown_ticket`` (no ticket id) exactly as one that does not exist.
     """
-    gate = _gate(request, session, principal, body.gate_id, body.stop_id)
+    gate = _gate(request, principal, body.gate_id, body.stop_id)
     rt = runtime(request.app)
     if body.payload is not None:
         d = gates.validate_qr(session, gate, payload=body.payload, keys=rt.issuer.public, ledger=rt.ledger,
@@ -170,7 +208,7 @@ def validate(body: ValidateIn, request: Request, session: SessionDep, settings: 
 def taps(body: TapsIn, request: Request, session: SessionDep, settings: SettingsDep,
          principal: GateDevice) -> dict[str, Any]:
     """Offline validations in a batch: `{results: [...], accepted, flagged, rejected, duplicates}`."""
-    gate = _gate(request, session, principal, body.gate_id, body.stop_id)
+    gate = _gate(request, principal, body.gate_id, body.stop_id)
     rt = runtime(request.app)
     results = gates.upload_taps(session, gate, [gates.Tap(t.tap_id, t.payload, t.scanned_at) for t in body.taps],
                                 keys=rt.issuer.public, ledger=rt.ledger, now=now(request.app),
