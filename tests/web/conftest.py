@@ -8,6 +8,7 @@ One server per backend (embedded SQLite + fakeredis, PostgreSQL + Redis) for the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -72,15 +73,15 @@ class DemoServer:
         return next(g for g in self.info["credentials"]["gates"] if g["operator_id"] == operator_id)
 
 
-@pytest.fixture(scope="module")
-def demo(backend: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
+@contextlib.contextmanager
+def serve_demo(settings: Any) -> Iterator[DemoServer]:
+    """The demo city built on ``settings`` (see `_clean_settings`) and served by uvicorn in a thread."""
     import uvicorn
 
     from maas.app import create_app
     from maas.demo_server import build_demo
     from maas.redis_client import reset_clients
 
-    settings = _clean_settings(backend, tmp_path_factory.mktemp("web") / "data")
     info = build_demo(settings)
     app = create_app(settings)
     port = _free_port()
@@ -100,6 +101,12 @@ def demo(backend: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[De
         server.should_exit = True
         thread.join(timeout=20)
         reset_clients()
+
+
+@pytest.fixture(scope="module")
+def demo(backend: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
+    with serve_demo(_clean_settings(backend, tmp_path_factory.mktemp("web") / "data")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -1,3 +1,15 @@
+// Stripe.js from Stripe (never self-hosted, as Stripe requires), loaded only when the server uses Stripe.
+function loadStripeJs() {
+  if (window.Stripe) return Promise.resolve(window.Stripe);
+  return new Promise((ok, fail) => {
+    const s = document.createElement("script");
+    s.src = "https://js.stripe.com/v3/";
+    s.onload = () => (window.Stripe ? ok(window.Stripe) : fail(new Error("Stripe.js did not define Stripe")));
+    s.onerror = () => fail(new Error("Stripe.js could not be loaded"));
+    document.head.appendChild(s);
+  });
+}
+
 document.addEventListener("alpine:init", () => {
   let keys = 0;
   const traveler = (rider) => ({key: ++keys, name: "", id_type: "cn_resident_id", id_number: "", rider_category: rider || "adult",
@@ -6,7 +18,8 @@ document.addEventListener("alpine:init", () => {
     const saved = JSON.parse(sessionStorage.getItem("maas.itinerary") || "null");
     return {
       itinerary: saved && saved.itinerary, travelers: [traveler(saved && saved.rider)], offer: null, order: null,
-      seatMap: null, seatWho: {},
+      seatMap: null, seatWho: {}, payment: null,
+      stripeKey: MaaS.data.stripe_publishable_key, stripe: null, elements: null, stripeLoading: false, stripeWaiting: false,
       paid: false, busy: false, error: "", orderKey: MaaS.uuid(),
       init() { if (!MaaS.requireRole(["passenger"])) return; },
       add() { this.travelers.push(traveler()); this.offer = null; this.seatMap = null; },
@@ -81,6 +94,9 @@ document.addEventListener("alpine:init", () => {
         } catch (e) { this.error = e.text; }
         finally { this.busy = false; }
       },
+      // Pay: the sandbox rail confirms at once (demo, no network); with Stripe configured the first press
+      // creates the order (a PaymentIntent) and mounts Stripe's Payment Element with its client_secret, the
+      // second confirms it with Stripe.js; the signed webhook then tickets the order (and a sync asks Stripe).
       async pay() {
         this.error = ""; this.busy = true;
         try {
@@ -89,19 +105,39 @@ document.addEventListener("alpine:init", () => {
               travelers: this.travelers.map((tr) => ({name: tr.name.trim(), id_type: tr.id_type,
                 id_number: tr.id_number.trim().toUpperCase(), rider_category: tr.rider_category,
                 disability_certificate: tr.disability_certificate}))}, {headers: {"Idempotency-Key": this.orderKey}});
+            this.payment = this.order.payment;
           }
-          if (this.order.payment && this.order.payment.provider === "sandbox") {
-            await MaaS.api("POST", `/v1/payments/sandbox/${encodeURIComponent(this.order.order_id)}/confirm`);
+          const id = encodeURIComponent(this.order.order_id);
+          if (this.payment && this.payment.provider === "sandbox") {
+            await MaaS.api("POST", `/v1/payments/sandbox/${id}/confirm`);
+          } else if (this.payment && this.payment.provider === "stripe") {
+            if (!this.stripe) { await this.mountStripe(); return; }
+            const r = await this.stripe.confirmPayment({elements: this.elements, redirect: "if_required",
+              confirmParams: {return_url: location.origin + "/app/passenger/tickets"}});
+            if (r.error) { this.error = r.error.message || MaaS.t("error.generic"); return; }
+            this.stripeWaiting = true;
+            try { await MaaS.api("POST", `/v1/orders/${id}/payment/sync`); } catch (e) { /* the webhook will come */ }
           }
-          for (let i = 0; i < 20; i++) {  // Stripe: the webhook marks the order paid
-            this.order = await MaaS.api("GET", `/v1/orders/${encodeURIComponent(this.order.order_id)}`);
+          for (let i = 0; i < 60; i++) {  // Stripe: the webhook marks the order paid
+            this.order = await MaaS.api("GET", `/v1/orders/${id}`);
             if (this.order.status === "ticketed") break;
             await new Promise((r) => setTimeout(r, 1000));
           }
           this.paid = this.order.status === "ticketed";
-          if (this.paid) sessionStorage.removeItem("maas.itinerary");
-        } catch (e) { this.error = e.text; }
+          if (this.paid) { sessionStorage.removeItem("maas.itinerary"); this.stripeWaiting = false; }
+        } catch (e) { this.error = e.text || e.message; }
         finally { this.busy = false; }
+      },
+      async mountStripe() {
+        if (!this.stripeKey || !this.payment.client_secret) { this.error = MaaS.t("buy.stripe_unavailable"); return; }
+        this.stripeLoading = true;
+        try {
+          const StripeJs = await loadStripeJs();
+          this.stripe = StripeJs(this.stripeKey, {locale: MaaS.data.lang === "en" ? "en" : "zh"});
+          this.elements = this.stripe.elements({clientSecret: this.payment.client_secret});
+          this.elements.create("payment").mount("#stripe-payment-element");
+        } catch (e) { this.stripe = null; this.error = MaaS.t("buy.stripe_unavailable"); }
+        finally { this.stripeLoading = false; }
       },
     };
   });
