@@ -241,9 +241,7 @@ def test_operator_sees_runs_downloads_csv_disputes_and_charts_the_api_numbers(de
     assert (api_dispute["claimed_amount"], api_dispute["status"]) == (150, "open")
     disputed = page.locator(f"#disputes tr[data-dispute='{api_dispute['dispute_id']}']")
     expect(disputed).to_contain_text("处理中")
-    resolved = httpx.post(f"{demo.base}/v1/disputes/{api_dispute['dispute_id']}/resolve", headers=sale["admin"],
-                          json={"decision": "accept", "amount": 150, "note": "核实无误"}, timeout=30)
-    assert resolved.status_code == 200, resolved.text
+    _admin_accepts_in_the_console(desktop_page.context.browser, demo, api_dispute)
     page.get_by_role("button", name="刷新").click()
     expect(disputed).to_contain_text("已接受")
     expect(disputed.locator("td.resolution")).to_contain_text("¥1.50")
@@ -275,6 +273,34 @@ def test_operator_sees_runs_downloads_csv_disputes_and_charts_the_api_numbers(de
     assert _chart(page, "chart-revenue")["data"]["revenue"] == [r["revenue"] for r in lines["rows"]]
     assert sum(r["validations"] for r in lines["rows"]) == 1
     page.locator("section[aria-labelledby='stats-h']").screenshot(path=str(shots / "operator-charts.png"))
+
+
+def _admin_accepts_in_the_console(browser, demo, dispute: dict) -> None:  # noqa: ANN001
+    """An admin opens the operator console (every operator's disputes), accepts this one with the amount claimed."""
+    context = browser.new_context(base_url=demo.base, locale="zh-CN", timezone_id="Asia/Shanghai",
+                                  viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        _login(page, demo, demo.account("admin"))
+        page.wait_for_url("**/app/operator")
+        page.get_by_role("button", name=f"处理 {dispute['operator_id']} 对行程段 {dispute['leg_id']} 的争议").click()
+        amount = page.get_by_label("调整金额（元）")
+        assert amount.input_value() == "1.50"  # the amount claimed, to start from
+        amount.fill("abc")
+        expect(page.get_by_role("button", name="接受", exact=True)).to_be_disabled()
+        amount.fill("1.50")
+        page.get_by_label("给运营方的说明").fill("核实无误")
+        assert_accessible(page, "the dispute decision")
+        page.get_by_role("button", name="接受", exact=True).click()
+        row = page.locator(f"#disputes tr[data-dispute='{dispute['dispute_id']}']")
+        expect(row).to_contain_text("已接受")
+    finally:
+        context.close()
+    api = httpx.get(f"{demo.base}/v1/disputes/{dispute['dispute_id']}", headers=_token(demo, demo.account("admin")),
+                    timeout=30).json()
+    assert (api["status"], api["resolution_amount"], api["resolution_note"]) == ("accepted", 150, "核实无误")
+    assert api["adjustment_entry_id"] is not None  # the ledger posted the adjustment
 
 
 def test_regulator_map_shows_a_marker_per_station_coloured_by_coverage(desktop_page, demo, shots) -> None:  # noqa: ANN001

@@ -27,7 +27,7 @@ document.addEventListener("alpine:init", () => {
   Alpine.data("operatorConsole", () => ({
     isAdmin: false, operatorId: null, runs: [], runId: "", statement: null, disputes: [], gates: [],
     recFile: null, report: null, dispute: {run_id: "", leg_id: "", line_kind: "regular", reason: "", claimed: ""},
-    disputeFilter: "", raised: "",
+    disputeFilter: "", raised: "", resolving: null, resolveAmount: "", resolveNote: "",
     stats: null, statsFrom: "", statsTo: "", statsGroup: "day",
     rtFeed: "", rtFile: null, rtResult: null,
     busy: false, error: "",
@@ -54,15 +54,35 @@ document.addEventListener("alpine:init", () => {
       this.dispute.line_kind = l.kind === "adjustment" ? "adjustment" : "regular";
       this.$nextTick(() => document.getElementById("d-reason").focus());
     },
-    // the claimed amount in yuan ("12.5"), optional; minor units for the API
-    claimFen() {
-      const v = String(this.dispute.claimed || "").trim();
+    // an amount in yuan ("12.5", "-3" where signed), optional; minor units for the API (NaN when malformed)
+    yuanToFen(value, signed) {
+      const v = String(value || "").trim();
       if (!v) return null;
-      if (!/^\d{1,9}(\.\d{1,2})?$/.test(v)) return NaN;
-      const [y, f = ""] = v.split(".");
-      return Number(y) * 100 + Number((f + "00").slice(0, 2));
+      const m = (signed ? /^(-?)(\d{1,9})(?:\.(\d{1,2}))?$/ : /^()(\d{1,9})(?:\.(\d{1,2}))?$/).exec(v);
+      if (!m) return NaN;
+      const fen = Number(m[2]) * 100 + Number(((m[3] || "") + "00").slice(0, 2));
+      return m[1] ? -fen : fen;
     },
+    claimFen() { return this.yuanToFen(this.dispute.claimed, false); },
     claimError() { return Number.isNaN(this.claimFen()) ? MaaS.t("op.claimed_invalid") : ""; },
+    resolveError() { return Number.isNaN(this.yuanToFen(this.resolveAmount, true)) ? MaaS.t("op.claimed_invalid") : ""; },
+    startResolve(d) {
+      this.resolving = d; this.resolveNote = "";
+      this.resolveAmount = d.claimed_amount !== null ? (d.claimed_amount / 100).toFixed(2) : "";
+      this.$nextTick(() => document.getElementById("r-amount").focus());
+    },
+    async resolve(decision) {
+      this.error = ""; this.busy = true;
+      try {
+        const body = {decision};
+        if (decision === "accept") body.amount = this.yuanToFen(this.resolveAmount, true) || 0;
+        if (this.resolveNote.trim()) body.note = this.resolveNote.trim();
+        await MaaS.api("POST", `/v1/disputes/${encodeURIComponent(this.resolving.dispute_id)}/resolve`, body);
+        this.resolving = null;
+        await this.loadDisputes();
+      } catch (e) { this.error = e.text; }
+      finally { this.busy = false; }
+    },
     label(row) { return this.statsGroup === "line" ? (row.route_name ? `${row.route_name} (${row.route_id})` : row.key) : row.key; },
     async loadStats() {
       if (!this.operatorId) return;
