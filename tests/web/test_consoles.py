@@ -295,6 +295,13 @@ def _admin_accepts_in_the_console(browser, demo, dispute: dict) -> None:  # noqa
         page.get_by_role("button", name="接受", exact=True).click()
         row = page.locator(f"#disputes tr[data-dispute='{dispute['dispute_id']}']")
         expect(row).to_contain_text("已接受")
+        # an admin charts any operator's figures
+        page.get_by_label("运营方", exact=True).select_option("yunxi-bus")
+        api = httpx.get(f"{demo.base}/v1/operators/yunxi-bus/stats", headers=_token(demo, demo.account("admin")),
+                        timeout=30).json()
+        page.wait_for_function("""n => { const c = typeof Chart !== 'undefined' && Chart.getChart('chart-validations');
+            return c && c.data.datasets[0].data.reduce((a, b) => a + b, 0) === n; }""", arg=api["totals"]["validations"])
+        assert _chart(page, "chart-revenue")["data"]["revenue"] == [r["revenue"] for r in api["rows"]]
     finally:
         context.close()
     api = httpx.get(f"{demo.base}/v1/disputes/{dispute['dispute_id']}", headers=_token(demo, demo.account("admin")),

@@ -28,13 +28,14 @@ document.addEventListener("alpine:init", () => {
     isAdmin: false, operatorId: null, runs: [], runId: "", statement: null, disputes: [], gates: [],
     recFile: null, report: null, dispute: {run_id: "", leg_id: "", line_kind: "regular", reason: "", claimed: ""},
     disputeFilter: "", raised: "", resolving: null, resolveAmount: "", resolveNote: "",
-    stats: null, statsFrom: "", statsTo: "", statsGroup: "day",
+    stats: null, statsFrom: "", statsTo: "", statsGroup: "day", statsOp: null, operators: [],
     rtFeed: "", rtFile: null, rtResult: null,
     busy: false, error: "",
     async init() {
       const s = MaaS.requireRole(["operator", "admin"]);
       if (!s) return;
-      this.isAdmin = s.role === "admin"; this.operatorId = s.operator_id;
+      this.isAdmin = s.role === "admin"; this.operatorId = s.operator_id; this.statsOp = s.operator_id || null;
+      if (this.isAdmin) await this.loadOperators();
       await Promise.all([this.loadRuns(), this.loadDisputes(), this.loadGates(), this.loadStats()]);
     },
     fen(amount, currency) { return MaaS.money({amount, currency: currency || "CNY"}); },
@@ -84,13 +85,19 @@ document.addEventListener("alpine:init", () => {
       finally { this.busy = false; }
     },
     label(row) { return this.statsGroup === "line" ? (row.route_name ? `${row.route_name} (${row.route_id})` : row.key) : row.key; },
+    async loadOperators() {  // admins: whose figures to chart
+      try {
+        this.operators = await MaaS.api("GET", "/v1/admin/operators");
+        this.statsOp = this.operators.length ? this.operators[0].operator_id : null;
+      } catch (e) { this.error = e.text; }
+    },
     async loadStats() {
-      if (!this.operatorId) return;
+      if (!this.statsOp) return;
       const q = new URLSearchParams({group: this.statsGroup});
       if (this.statsFrom) q.set("period_start", this.statsFrom);
       if (this.statsTo) q.set("period_end", addDays(this.statsTo, 1));
       try {
-        const stats = await MaaS.api("GET", `/v1/operators/${encodeURIComponent(this.operatorId)}/stats?` + q);
+        const stats = await MaaS.api("GET", `/v1/operators/${encodeURIComponent(this.statsOp)}/stats?` + q);
         this.stats = stats;
         this.statsFrom = stats.period_start; this.statsTo = addDays(stats.period_end, -1);
         const labels = stats.rows.map((r) => this.label(r));
