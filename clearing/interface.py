@@ -146,7 +146,10 @@ def record_sale(session: Session, sale: SaleRecord) -> None:
             raise InvalidRecord("distance_m is a non-negative integer", details={"leg_id": leg.leg_id})
 
     event_key = f"sale:{sale.ticket_id}"
-    if ledger.find_entry(session, event_key) is not None:
+    # One read for the usual case (a new sale): nothing of this ticket or its legs is known yet.
+    known_any = session.execute(sa.select(ClearingLeg.leg_id).where(sa.or_(
+        ClearingLeg.ticket_id == sale.ticket_id, ClearingLeg.leg_id.in_(leg_ids))).limit(1)).first()  # type: ignore[attr-defined]
+    if known_any is not None and ledger.find_entry(session, event_key) is not None:
         known = session.exec(select(ClearingLeg).where(ClearingLeg.ticket_id == sale.ticket_id)
                              .order_by(ClearingLeg.position)).all()
         if ([k.leg_id for k in known] != leg_ids or sum(k.share for k in known) != paid
@@ -154,10 +157,12 @@ def record_sale(session: Session, sale: SaleRecord) -> None:
             raise SaleConflict("this ticket was recorded with different figures",
                                details={"ticket_id": sale.ticket_id})
         return
-    taken = session.exec(select(ClearingLeg.leg_id)
-                         .where(ClearingLeg.leg_id.in_(leg_ids))).all()  # type: ignore[attr-defined]
-    if taken:
-        raise SaleConflict("leg ids already belong to another ticket", details={"leg_ids": sorted(taken)})
+    if known_any is not None:
+        taken = session.exec(select(ClearingLeg.leg_id)
+                             .where(ClearingLeg.leg_id.in_(leg_ids))).all()  # type: ignore[attr-defined]
+        raise SaleConflict("leg ids already belong to another ticket" if taken else
+                           "this ticket has clearing legs but no sale entry",
+                           details={"leg_ids": sorted(taken)} if taken else {"ticket_id": sale.ticket_id})
 
     sold_on = local_date(sold_at)
     values = [leg.value for leg in sale.legs]
@@ -172,13 +177,11 @@ def record_sale(session: Session, sale: SaleRecord) -> None:
     else:
         agreement_id, shares = _apportion(session, paid, [Leg(leg.operator_id, leg.distance_m, leg.standalone_fare)
                                                           for leg in sale.legs], sold_on)
-    for position, (leg, share) in enumerate(zip(sale.legs, shares, strict=True)):
-        session.add(ClearingLeg(
-            leg_id=leg.leg_id, ticket_id=sale.ticket_id, order_id=sale.order_id, position=position,
-            operator_id=leg.operator_id, service_date=leg.service_date, currency=currency, share=share,
-            distance_m=leg.distance_m, standalone_fare=leg.standalone_fare, agreement_id=agreement_id,
-        ))
-    session.flush()
+    session.execute(sa.insert(ClearingLeg.__table__), [  # type: ignore[attr-defined]
+        dict(leg_id=leg.leg_id, ticket_id=sale.ticket_id, order_id=sale.order_id, position=position,
+             operator_id=leg.operator_id, service_date=leg.service_date, currency=currency, share=share,
+             distance_m=leg.distance_m, standalone_fare=leg.standalone_fare, agreement_id=agreement_id)
+        for position, (leg, share) in enumerate(zip(sale.legs, shares, strict=True))])
     lines = [Line(ledger.CASH, paid, "sale", ticket_id=sale.ticket_id)]
     lines += [Line(ledger.deferred(leg.operator_id), -share, "sale", leg.operator_id, sale.ticket_id, leg.leg_id)
               for leg, share in zip(sale.legs, shares, strict=True)]
@@ -286,18 +289,36 @@ def queue_use(session: Session, use: UseRecord) -> None:
     errors as `record_use` (`UnknownLeg`, `InvalidRecord`). A second use of a leg is a no-op.
     """
     used_at = _aware(use.used_at, "used_at").astimezone(dt.UTC)
-    L, V = ClearingLeg.__table__.c, Validation.__table__
-    source = sa.select(L.leg_id, L.ticket_id, L.operator_id, sa.literal(used_at, sa.DateTime(timezone=True)),
-                       sa.literal(use.gate_id, sa.String()), sa.true()).where(
-        L.leg_id == use.leg_id, L.operator_id == use.operator_id, L.ticket_id == use.ticket_id)
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(V).from_select(["leg_id", "ticket_id", "operator_id", "used_at", "gate_id", "pending"], source)
-    if session.execute(stmt.on_conflict_do_nothing(index_elements=["leg_id"])).rowcount == 1:
+    dialect = session.get_bind().dialect.name
+    stmt = _QUEUE_USE.get(dialect)
+    if stmt is None:
+        stmt = _QUEUE_USE[dialect] = _queue_use_statement(dialect)
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+    params = {"leg_id": use.leg_id, "operator_id": use.operator_id, "ticket_id": use.ticket_id, "used_at": used_at,
+              "gate_id": use.gate_id}
+    if session.connection().execute(stmt, params).first() is not None:
         return
     leg = _get_leg(session, use.leg_id)  # nothing written: say why (or it was a repeat)
     if leg.operator_id != use.operator_id or leg.ticket_id != use.ticket_id:
         raise InvalidRecord("the use names another operator or ticket than the sale",
                             details={"leg_id": use.leg_id})
+
+
+_QUEUE_USE: dict[str, sa.Insert] = {}
+
+
+def _queue_use_statement(dialect: str) -> sa.Insert:
+    """``INSERT INTO clearing_validations SELECT ... FROM clearing_legs WHERE <the sale's leg> ON CONFLICT DO
+    NOTHING``: the row only for a leg sold with this operator and ticket, once."""
+    L, V = ClearingLeg.__table__.c, Validation.__table__  # type: ignore[attr-defined]
+    source = sa.select(L.leg_id, L.ticket_id, L.operator_id, sa.bindparam("used_at", type_=sa.DateTime(timezone=True)),
+                       sa.bindparam("gate_id", type_=sa.String()), sa.true()).where(
+        L.leg_id == sa.bindparam("leg_id"), L.operator_id == sa.bindparam("operator_id"),
+        L.ticket_id == sa.bindparam("ticket_id"))
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(V).from_select(["leg_id", "ticket_id", "operator_id", "used_at", "gate_id", "pending"],
+                                 source).on_conflict_do_nothing(index_elements=["leg_id"]).returning(V.c.leg_id)
 
 
 #: Uses recognised per batch (one journal insert of this many entries).

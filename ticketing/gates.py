@@ -89,18 +89,39 @@ _T = Ticket.__table__.c  # type: ignore[attr-defined]
 _L = TicketLeg.__table__.c  # type: ignore[attr-defined]
 
 
+_SNAP_COLS = (_T.ticket_id, _T.status, _T.device_key, _L.leg_id, _L.operator_id, _L.from_stop_id,
+              _L.from_station_id, _L.status.label("leg_status"), _L.valid_from, _L.valid_until, _L.used_gate_id)
+_SNAP_FROM = Ticket.__table__.outerjoin(TicketLeg.__table__, _L.ticket_id == _T.ticket_id)  # type: ignore[attr-defined]
+# Statements of the hot path built once (bound parameters): no per-request statement construction.
+_LOAD_ONE = (sa.select(*_SNAP_COLS).select_from(_SNAP_FROM).where(_T.ticket_id == sa.bindparam("ticket_id"))
+             .order_by(_L.position))
+_ADMIT = (sa.update(TicketLeg.__table__)  # type: ignore[attr-defined]
+          .where(_L.leg_id == sa.bindparam("leg"), _L.status == LegStatus.unused.value)
+          .values(status=LegStatus.used.value, used_at=sa.bindparam("at"), used_gate_id=sa.bindparam("gate"))
+          .returning(_L.leg_id))
+_SET_TICKET_STATUS = (sa.update(Ticket.__table__).where(_T.ticket_id == sa.bindparam("ticket"))  # type: ignore[attr-defined]
+                      .values(status=sa.bindparam("status")))
+_RECORD = sa.insert(GateValidation.__table__)  # type: ignore[attr-defined]
+
+
+def _conn(session: Session) -> sa.Connection:
+    """The session's connection for Core statements (its transaction), after flushing pending ORM work."""
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+    return session.connection()
+
+
 def load_tickets(session: Session, ticket_ids: list[str]) -> dict[str, TicketSnap]:
     """The tickets and their legs (in position order) in one statement."""
     if not ticket_ids:
         return {}
-    stmt = (sa.select(_T.ticket_id, _T.status, _T.device_key, _L.leg_id, _L.operator_id, _L.from_stop_id,
-                      _L.from_station_id, _L.status.label("leg_status"), _L.valid_from, _L.valid_until,
-                      _L.used_gate_id)
-            .select_from(Ticket.__table__.outerjoin(TicketLeg.__table__, _L.ticket_id == _T.ticket_id))  # type: ignore[attr-defined]
-            .where(_T.ticket_id.in_(ticket_ids) if len(ticket_ids) > 1 else _T.ticket_id == ticket_ids[0])
-            .order_by(_T.ticket_id, _L.position))
+    if len(ticket_ids) == 1:
+        rows = _conn(session).execute(_LOAD_ONE, {"ticket_id": ticket_ids[0]})
+    else:
+        rows = _conn(session).execute(sa.select(*_SNAP_COLS).select_from(_SNAP_FROM)
+                                      .where(_T.ticket_id.in_(ticket_ids)).order_by(_T.ticket_id, _L.position))
     out: dict[str, TicketSnap] = {}
-    for r in session.execute(stmt):
+    for r in rows:
         snap = out.get(r.ticket_id)
         if snap is None:
             snap = out[r.ticket_id] = TicketSnap(r.ticket_id, r.status, r.device_key, [])
@@ -134,27 +155,24 @@ def _pick_leg(legs: list[LegSnap], gate: GateContext, at: dt.datetime) -> tuple[
 
 def _admit(session: Session, leg: LegSnap, gate: GateContext, at: dt.datetime) -> bool:
     """The arbiter of once-only admission: one conditional UPDATE; a row back means this scan won."""
-    won = session.execute(
-        sa.update(TicketLeg.__table__)  # type: ignore[attr-defined]
-        .where(_L.leg_id == leg.leg_id, _L.status == LegStatus.unused.value)
-        .values(status=LegStatus.used.value, used_at=at, used_gate_id=gate.gate_id)
-        .returning(_L.leg_id)).first()
-    return won is not None
+    return _conn(session).execute(_ADMIT, {"leg": leg.leg_id, "at": at, "gate": gate.gate_id}).first() is not None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    validation_id: str
 
 
 def _record(session: Session, gate: GateContext, d: Decision, *, method: str, at: dt.datetime, now: dt.datetime,
-            source: str = "online", tap_id: str | None = None) -> GateValidation:
-    """Inserts the decision's record at once (one Core INSERT); returns it (not attached to the session)."""
-    row = GateValidation(validation_id=new_id("val"), gate_id=gate.gate_id, operator_id=gate.operator_id,
-                         stop_id=gate.stop_id, ticket_id=d.ticket_id, leg_id=d.leg_id, result=d.result,
-                         reason=d.reason, method=method, source=source, tap_id=tap_id, flag=d.flag, scanned_at=at,
-                         recorded_at=now)
-    session.execute(sa.insert(GateValidation.__table__).values(  # type: ignore[attr-defined]
-        validation_id=row.validation_id, gate_id=row.gate_id, operator_id=row.operator_id, stop_id=row.stop_id,
-        ticket_id=row.ticket_id, leg_id=row.leg_id, result=row.result, reason=row.reason, method=row.method,
-        source=row.source, tap_id=row.tap_id, flag=row.flag, scanned_at=row.scanned_at,
-        recorded_at=row.recorded_at))
-    return row
+            source: str = "online", tap_id: str | None = None) -> Recorded:
+    """Inserts the decision's `GateValidation` at once (one Core INSERT)."""
+    validation_id = new_id("val")
+    _conn(session).execute(_RECORD, {
+        "validation_id": validation_id, "gate_id": gate.gate_id, "operator_id": gate.operator_id,
+        "stop_id": gate.stop_id, "ticket_id": d.ticket_id, "leg_id": d.leg_id, "result": d.result,
+        "reason": d.reason, "method": method, "source": source, "tap_id": tap_id, "flag": d.flag, "scanned_at": at,
+        "recorded_at": now})
+    return Recorded(validation_id)
 
 
 def _used_gate(session: Session, leg_id: str) -> str | None:
@@ -189,8 +207,7 @@ def _decide(session: Session, tickets: list[Ticket] | list[TicketSnap], gate: Ga
         leg.status, leg.used_gate_id = LegStatus.used.value, gate.gate_id
         status = ticket_status(ticket.legs)  # type: ignore[arg-type]
         if status != ticket.status:
-            session.execute(sa.update(Ticket.__table__).where(_T.ticket_id == ticket.ticket_id)  # type: ignore[attr-defined]
-                            .values(status=status))
+            _conn(session).execute(_SET_TICKET_STATUS, {"ticket": ticket.ticket_id, "status": status})
             ticket.status = status
         ledger.use(session, Use(leg_id=leg.leg_id, ticket_id=ticket.ticket_id, operator_id=leg.operator_id,
                                 used_at=at, gate_id=gate.gate_id))

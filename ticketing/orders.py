@@ -21,7 +21,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, select
 
 from ticketing.crypto import Keyring, mask_id_number, mask_name, normalize_identifier
@@ -117,12 +120,18 @@ def create_order(session: Session, keyring: Keyring, *, user_id: str, offer_id: 
                 raise IdempotencyKeyReused("this Idempotency-Key was used for a different request",
                                            details={"order_id": existing.order_id})
             return existing, False
-    offer = session.get(Offer, offer_id)
+    # The offer and whether it is ordered already, in one statement.
+    ordered = sa.select(Order.order_id).where(Order.offer_id == Offer.offer_id).limit(1).scalar_subquery()
+    found = session.execute(sa.select(Offer, ordered.label("ordered")).where(Offer.offer_id == offer_id)).first()
+    offer = found[0] if found is not None else None
     if offer is None or offer.user_id != user_id:
         from ticketing.errors import OfferNotFound
 
         raise OfferNotFound("no such offer", details={"offer_id": offer_id})
-    if session.exec(select(Order.order_id).where(Order.offer_id == offer_id)).first() is not None:
+    # The identity map holds objects weakly: keep the offer for the rest of the request (the seat holds and
+    # the payment read it again) instead of loading it once more.
+    session.info.setdefault("ticketing.offers", {})[offer_id] = offer
+    if found.ordered is not None:
         raise OfferAlreadyOrdered("this offer already has an order", details={"offer_id": offer_id})
     if offer.expires_at <= now:
         raise OfferExpired("the offer has expired; ask for a new one", details={"offer_id": offer_id})
@@ -131,9 +140,10 @@ def create_order(session: Session, keyring: Keyring, *, user_id: str, offer_id: 
         raise TravelersMismatch(f"the offer was priced for rider categories {wanted}; give one traveller per "
                                 "category in the same order", details={"expected": wanted})
     travel_date = dt.date.fromisoformat(offer.legs[0]["service_date"])
-    order = Order(order_id=new_id("ord"), user_id=user_id, offer_id=offer_id, total_amount=offer.total_amount,
-                  currency=offer.currency, provider=provider, idempotency_key=idempotency_key,
-                  request_hash=body_hash, created_at=now, updated_at=now,
+    order_id = new_id("ord")
+    values = dict(order_id=order_id, user_id=user_id, offer_id=offer_id, status=OrderStatus.pending_payment.value,
+                  total_amount=offer.total_amount, currency=offer.currency, provider=provider,
+                  idempotency_key=idempotency_key, request_hash=body_hash, created_at=now, updated_at=now,
                   expires_at=now + dt.timedelta(seconds=payment_ttl_s))
     rows = []
     for position, t in enumerate(travelers):
@@ -146,18 +156,20 @@ def create_order(session: Session, keyring: Keyring, *, user_id: str, offer_id: 
                               details={"traveler": position, "rider_category": t.rider_category,
                                        "reason_code": elig.code})
         traveler_id = new_id("trv")
-        rows.append(Traveler(
-            traveler_id=traveler_id, order_id=order.order_id, position=position, rider_category=t.rider_category,
+        rows.append(dict(
+            traveler_id=traveler_id, order_id=order_id, position=position, rider_category=t.rider_category,
             id_type=t.id_type,
             name_enc=keyring.encrypt(name, associated_data=f"traveler:{traveler_id}:name"),
             id_number_enc=keyring.encrypt(number, associated_data=f"traveler:{traveler_id}:id_number"),
             id_number_index=keyring.blind_index(number, f"id_number:{t.id_type}"),
             name_masked=mask_name(name), id_number_masked=mask_id_number(number)))
-    try:
-        with session.begin_nested():
-            session.add(order)
-            session.flush()
-    except IntegrityError:
+    session.flush()
+    conn = session.connection()
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    # One statement, no savepoint: a concurrent request with the same key or offer makes it insert nothing.
+    table = Order.__table__  # type: ignore[attr-defined]
+    won = conn.execute(insert(table).values(**values).on_conflict_do_nothing().returning(table.c.order_id)).first()
+    if won is None:
         # A concurrent request with the same key or offer won the race: answer as it would have.
         if idempotency_key:
             existing = find_by_idempotency_key(session, user_id=user_id, key=idempotency_key)
@@ -165,10 +177,13 @@ def create_order(session: Session, keyring: Keyring, *, user_id: str, offer_id: 
                 return existing, False
             if existing is not None:
                 raise IdempotencyKeyReused("this Idempotency-Key was used for a different request",
-                                           details={"order_id": existing.order_id}) from None
-        raise OfferAlreadyOrdered("this offer already has an order", details={"offer_id": offer_id}) from None
-    session.add_all(rows)
-    session.flush()
+                                           details={"order_id": existing.order_id})
+        raise OfferAlreadyOrdered("this offer already has an order", details={"offer_id": offer_id})
+    conn.execute(sa.insert(Traveler.__table__), rows)  # type: ignore[attr-defined]
+    # the row just written, as a persistent object of the session (no read back)
+    order = Order(**values)
+    make_transient_to_detached(order)
+    session.add(order)
     return order, True
 
 

@@ -10,31 +10,41 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from ticketing.errors import TicketNotFound
 from ticketing.ledger import Ledger, Sale, SoldLeg
-from ticketing.models import LegStatus, Offer, Order, OrderStatus, Ticket, TicketLeg, new_id
-from ticketing.orders import list_travelers, transition, traveler_view
+from ticketing.models import LegStatus, Offer, Order, OrderStatus, Ticket, TicketLeg, Traveler, new_id
+from ticketing.orders import transition, traveler_view
 
 
 def issue_tickets(session: Session, order: Order, *, ledger: Ledger, now: dt.datetime, valid_before_s: int,
                   valid_after_s: int) -> list[Ticket]:
-    """Issues the order's tickets (order must be ``paid``) and moves it to ``ticketed``."""
+    """Issues the order's tickets (order must be ``paid``) and moves it to ``ticketed``.
+
+    The tickets and their legs are written by two Core statements (all travellers at once), then the
+    ledger's sale of each ticket; the returned `Ticket` objects are not attached to the session.
+    """
     offer = session.get(Offer, order.offer_id)
     assert offer is not None  # FK
     holds = {h["leg_index"]: h for h in offer.holds}
-    tickets = []
-    for traveler in list_travelers(session, order.order_id):
+    travelers = session.execute(sa.select(Traveler.traveler_id, Traveler.position)
+                                .where(Traveler.order_id == order.order_id).order_by(Traveler.position)).all()
+    tickets: list[Ticket] = []
+    ticket_rows: list[dict[str, Any]] = []
+    leg_rows: list[dict[str, Any]] = []
+    sales: list[Sale] = []
+    for traveler in travelers:
         quote = offer.quotes[traveler.position]
         ticket_id = new_id("tkt")
-        legs: list[TicketLeg] = []
+        legs: list[dict[str, Any]] = []
         for k, leg in enumerate(offer.legs):
             # UTC in the database (SQLite stores no offset)
             dep = dt.datetime.fromisoformat(leg["departure"]).astimezone(dt.UTC)
             arr = dt.datetime.fromisoformat(leg["arrival"]).astimezone(dt.UTC)
             hold = holds.get(leg["leg_index"])
-            legs.append(TicketLeg(
+            legs.append(dict(
                 leg_id=new_id("leg"), ticket_id=ticket_id, position=k, leg_index=leg["leg_index"],
                 operator_id=leg["operator_id"], feed_id=leg["feed_id"], mode=leg["mode"], route_id=leg["route_id"],
                 trip_id=leg["trip_id"], service_date=dt.date.fromisoformat(leg["service_date"]),
@@ -44,22 +54,28 @@ def issue_tickets(session: Session, order: Order, *, ledger: Ledger, now: dt.dat
                 seat=str(hold["seats"][traveler.position]) if hold else None,
                 valid_from=dep - dt.timedelta(seconds=valid_before_s),
                 valid_until=arr + dt.timedelta(seconds=valid_after_s),
+                status=LegStatus.unused.value, used_at=None, used_gate_id=None,
                 price_amount=quote["legs"][k]["price"], standalone_amount=quote["legs"][k]["standalone"],
                 currency=offer.currency))
-        ticket = Ticket(ticket_id=ticket_id, order_id=order.order_id, traveler_id=traveler.traveler_id,
-                        user_id=order.user_id, issued_at=now, valid_from=min(x.valid_from for x in legs),
-                        valid_until=max(x.valid_until for x in legs))
-        session.add(ticket)
-        session.flush()
-        session.add_all(legs)
-        session.flush()
-        ledger.sale(session, Sale(
+        row = dict(ticket_id=ticket_id, order_id=order.order_id, traveler_id=traveler.traveler_id,
+                   user_id=order.user_id, status="active", issued_at=now, device_key=None,
+                   valid_from=min(x["valid_from"] for x in legs), valid_until=max(x["valid_until"] for x in legs))
+        ticket_rows.append(row)
+        leg_rows.extend(legs)
+        tickets.append(Ticket(**row))
+        sales.append(Sale(
             ticket_id=ticket_id, order_id=order.order_id, currency=offer.currency,
-            paid_amount=sum(x.price_amount for x in legs), sold_at=now, agreement_id=quote.get("agreement_id"),
+            paid_amount=sum(x["price_amount"] for x in legs), sold_at=now, agreement_id=quote.get("agreement_id"),
             # each leg's price on the ticket is its value: the clearing share and the refund basis (one rule)
-            legs=tuple(SoldLeg(x.leg_id, x.operator_id, x.service_date, x.distance_m, x.standalone_amount,
-                               value=x.price_amount) for x in legs)))
-        tickets.append(ticket)
+            legs=tuple(SoldLeg(x["leg_id"], x["operator_id"], x["service_date"], x["distance_m"],
+                               x["standalone_amount"], value=x["price_amount"]) for x in legs)))
+    if ticket_rows:
+        session.flush()
+        conn = session.connection()
+        conn.execute(sa.insert(Ticket.__table__), ticket_rows)  # type: ignore[attr-defined]
+        conn.execute(sa.insert(TicketLeg.__table__), leg_rows)  # type: ignore[attr-defined]
+    for sale in sales:
+        ledger.sale(session, sale)
     transition(order, OrderStatus.ticketed, now=now)
     session.add(order)
     session.flush()

@@ -107,6 +107,8 @@ class GateAuth:
 
 
 _G = GateDeviceRow.__table__.c  # type: ignore[attr-defined]
+_DEVICE_BY_TOKEN = (sa.select(_G.gate_id, _G.operator_id, _G.stop_id, _G.roaming, _G.active)
+                    .where(_G.token_hash == sa.bindparam("token_hash")))
 
 
 def gate_device(request: Request, session: SessionDep, settings: SettingsDep,
@@ -122,8 +124,7 @@ def gate_device(request: Request, session: SessionDep, settings: SettingsDep,
     if not token.startswith(GATE_TOKEN_PREFIX):
         principal = get_principal(session, settings, request, credentials)
         raise WrongRole("this needs one of the roles: gate", details={"required": ["gate"], "role": principal.role})
-    row = session.execute(sa.select(_G.gate_id, _G.operator_id, _G.stop_id, _G.roaming, _G.active)
-                          .where(_G.token_hash == token_digest(token))).first()
+    row = session.connection().execute(_DEVICE_BY_TOKEN, {"token_hash": token_digest(token)}).first()
     if row is None or not row.active:
         raise InvalidToken("the gate token is not valid")
     return GateAuth(Principal(subject=row.gate_id, role=Role.gate.value, operator_id=row.operator_id,

@@ -63,8 +63,10 @@ class RefundIn(Strict):
     leg_ids: list[str] = Field(min_length=1, max_length=100)
 
 
-def order_summary(session: Any, order: Order) -> dict[str, Any]:
-    payment = payments.get_payment(session, order.order_id)
+def order_summary(session: Any, order: Order, *, payment: Any = None) -> dict[str, Any]:
+    """The order as its owner sees it (``payment``: the order's payment when the caller has it already)."""
+    if payment is None:
+        payment = payments.get_payment(session, order.order_id)
     return {"order_id": order.order_id, "status": order.status,
             "total": {"amount": order.total_amount, "currency": order.currency},
             "expires_at": order.expires_at.isoformat() if order.status == OrderStatus.pending_payment else None,
@@ -96,12 +98,14 @@ def create_order(body: OrderIn, request: Request, response: Response, session: S
         session, rt.keyring, user_id=principal.subject, offer_id=body.offer_id, travelers=travelers,
         idempotency_key=idempotency_key, body_hash=body_hash, provider=provider.name, now=now(request.app),
         payment_ttl_s=settings.order_payment_ttl_s)
+    payment = None
     if created:
         payments.extend_holds(session, redis, order, now=now(request.app))
-        payments.start_payment(session, provider, order, payer=body.payer_id, description=_description(order))
+        payment = payments.start_payment(session, provider, order, payer=body.payer_id,
+                                         description=_description(order))
     else:
         response.status_code = status.HTTP_200_OK
-    return order_summary(session, order)
+    return order_summary(session, order, payment=payment)
 
 
 def _description(order: Order) -> str:
