@@ -132,7 +132,8 @@ def create_order(session: Session, keyring: Keyring, *, user_id: str, offer_id: 
     # the payment read it again) instead of loading it once more.
     session.info.setdefault("ticketing.offers", {})[offer_id] = offer
     if found.ordered is not None:
-        raise OfferAlreadyOrdered("this offer already has an order", details={"offer_id": offer_id})
+        return _ordered_already(session, user_id=user_id, offer_id=offer_id, idempotency_key=idempotency_key,
+                                body_hash=body_hash)
     if offer.expires_at <= now:
         raise OfferExpired("the offer has expired; ask for a new one", details={"offer_id": offer_id})
     wanted = [q["rider_category"] for q in offer.quotes]
@@ -170,21 +171,28 @@ def create_order(session: Session, keyring: Keyring, *, user_id: str, offer_id: 
     table = Order.__table__  # type: ignore[attr-defined]
     won = conn.execute(insert(table).values(**values).on_conflict_do_nothing().returning(table.c.order_id)).first()
     if won is None:
-        # A concurrent request with the same key or offer won the race: answer as it would have.
-        if idempotency_key:
-            existing = find_by_idempotency_key(session, user_id=user_id, key=idempotency_key)
-            if existing is not None and existing.request_hash == body_hash:
-                return existing, False
-            if existing is not None:
-                raise IdempotencyKeyReused("this Idempotency-Key was used for a different request",
-                                           details={"order_id": existing.order_id})
-        raise OfferAlreadyOrdered("this offer already has an order", details={"offer_id": offer_id})
+        return _ordered_already(session, user_id=user_id, offer_id=offer_id, idempotency_key=idempotency_key,
+                                body_hash=body_hash)
     conn.execute(sa.insert(Traveler.__table__), rows)  # type: ignore[attr-defined]
     # the row just written, as a persistent object of the session (no read back)
     order = Order(**values)
     make_transient_to_detached(order)
     session.add(order)
     return order, True
+
+
+def _ordered_already(session: Session, *, user_id: str, offer_id: str, idempotency_key: str | None,
+                     body_hash: str) -> tuple[Order, bool]:
+    """The offer has an order: a concurrent request with the same key (committed since our first look) made it
+    for this very request, so answer as it would have; otherwise the offer is taken."""
+    if idempotency_key:
+        existing = find_by_idempotency_key(session, user_id=user_id, key=idempotency_key)
+        if existing is not None and existing.request_hash == body_hash:
+            return existing, False
+        if existing is not None:
+            raise IdempotencyKeyReused("this Idempotency-Key was used for a different request",
+                                       details={"order_id": existing.order_id})
+    raise OfferAlreadyOrdered("this offer already has an order", details={"offer_id": offer_id})
 
 
 def get_order(session: Session, order_id: str, *, user_id: str | None = None, for_update: bool = False) -> Order:
