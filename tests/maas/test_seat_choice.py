@@ -97,3 +97,37 @@ def test_seat_choice_attacks_are_refused_and_change_nothing(client, login, demo)
     demo.advance(hours=1)
     r = client.put(url_b, headers=b, json={"leg_index": leg_index, "seats": [8]})
     assert r.status_code in (409, 410) and r.json()["error"]["code"] in ("offer_expired",), r.text
+
+
+def test_concurrent_choices_of_one_seat_give_it_to_exactly_one_hold(settings) -> None:  # noqa: ANN001
+    """Nineteen holds race for free seat 30 (Lua, atomic on real Redis and fakeredis): one gets it, nobody else moves."""
+    import datetime as dt
+    from concurrent.futures import ThreadPoolExecutor
+
+    from maas.redis_client import get_redis
+    from ticketing import seats
+
+    r = get_redis(settings)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    day = now.date().isoformat()
+    key = seats.hold_key("yx-coach:RACE", day)
+    until = now + dt.timedelta(minutes=10)
+    held = {f"off_{i}": seats.acquire(r, key=key, service_date=day, hold_id=f"off_{i}", seats=1, capacity=45,
+                                      until=until, now=now) for i in range(20)}
+    assert sorted(s for v in held.values() for s in v) == list(range(1, 21))
+    racers = [h for h, v in held.items() if v != [7]]
+
+    def choose(hold_id: str) -> int:
+        return seats.choose(r, key=key, service_date=day, hold_id=hold_id, seats=[30], until=until, now=now)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = dict(zip(racers, pool.map(choose, racers)))
+    assert sorted(results.values()) == [0] * (len(racers) - 1) + [1]
+    (winner,) = [h for h, ok in results.items() if ok == 1]
+    owners = {}
+    for m in r.zrange(key, 0, -1):
+        seat, hold = (m.decode() if isinstance(m, bytes) else m).split("|")
+        assert seat not in owners, f"seat {seat} held twice"
+        owners[seat] = hold
+    assert owners["30"] == winner and len(owners) == 20
+    assert seats.choose(r, key=key, service_date=day, hold_id="off_gone", seats=[31], until=until, now=now) == -1
