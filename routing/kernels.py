@@ -1081,7 +1081,7 @@ def _same_state(a, b):
 
 
 @njit(cache=True, nogil=True)
-def _fare_insert(heads, k, s, next_, L_arr, L_fare, L_paid, L_st, arr, fare, paid, st, n_lab, cap):
+def _fare_insert(heads, k, s, next_, L_arr, L_fare, L_paid, L_st, arr, fare, paid, st, n_lab, cap, bag_cap):
     """Insert a label into bag ``heads[k, s]`` unless a label of a round ``<= k`` dominates it.
 
     Domination needs the same fare state (times of the open leg and of the
@@ -1090,7 +1090,8 @@ def _fare_insert(heads, k, s, next_, L_arr, L_fare, L_paid, L_st, arr, fare, pai
     kernel boards every trip that can matter, see :func:`_mcraptor_fare`) and
     a journey's price depends only on the fare state and the trips taken from
     here. Removes the round-``k`` labels it dominates. Returns the label id,
-    ``-1`` if dominated, ``-2`` if the pool is full.
+    ``-1`` if dominated, ``-2`` if the pool is full, ``-3`` if the bag would
+    hold more than ``bag_cap`` labels.
     """
     for j in range(k + 1):
         l = heads[j, s]
@@ -1102,6 +1103,7 @@ def _fare_insert(heads, k, s, next_, L_arr, L_fare, L_paid, L_st, arr, fare, pai
         return -2
     prev = -1
     l = heads[k, s]
+    n_bag = 0
     while l >= 0:
         nx = next_[l]
         if fare <= L_fare[l] and paid <= L_paid[l] and arr <= L_arr[l] and _same_state(L_st[l], st):
@@ -1111,7 +1113,10 @@ def _fare_insert(heads, k, s, next_, L_arr, L_fare, L_paid, L_st, arr, fare, pai
                 next_[prev] = nx
         else:
             prev = l
+            n_bag += 1
         l = nx
+    if n_bag >= bag_cap:
+        return -3
     L_arr[n_lab] = arr
     L_fare[n_lab] = fare
     L_paid[n_lab] = paid
@@ -1120,6 +1125,70 @@ def _fare_insert(heads, k, s, next_, L_arr, L_fare, L_paid, L_st, arr, fare, pai
     next_[n_lab] = heads[k, s]
     heads[k, s] = n_lab
     return n_lab
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _beaten(tgt, n_tgt, seed, a, f, k):
+    """A target found or a seed journey arrives no later, costs no more, with no more rides."""
+    for ti in range(n_tgt):
+        if tgt[ti, 0] <= a and tgt[ti, 1] <= f and tgt[ti, 2] <= k:
+            return True
+    for ti in range(seed.shape[0]):
+        if seed[ti, 0] <= a and seed[ti, 1] <= f and seed[ti, 2] <= k:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _settle_allowance(st, d, ft):
+    """Decide the previous leg's timed transfer rules at boarding when they can be decided (canonical state).
+
+    The new leg (network ``FS_ONET``, boarding area ``FS_OFROM``, first
+    departure ``d``) is priced against the previous one at every alighting;
+    when every timed rule from the previous leg's group into a group this leg
+    can have measures its end at the leg's departure (limit types 1 and 2),
+    each rule's outcome is known now. If all hold, the previous leg's times
+    become ``d`` (every limit met); if all fail, :data:`EXPIRED`. Labels whose
+    previous legs differ only in times then share a state (and one dominates
+    the other). Otherwise (or with limit types 0/3) the state is left alone.
+    """
+    (network_kind, leg_price, leg_group, network_group, band_offsets, band_up_to_m, band_price, join,
+     xfer_kind, xfer_amount, xfer_limit_s, xfer_limit_type, xfer_count) = ft
+    onet = st[FS_ONET]
+    pg = st[FS_PG]
+    if onet < 0:
+        return
+    all_ok = True
+    all_fail = True
+    n_g = leg_group.shape[2] if network_kind[onet] == 0 else 1
+    for ta in range(n_g):
+        g = leg_group[onet, st[FS_OFROM], ta] if network_kind[onet] == 0 else network_group[onet]
+        if g < 0 or xfer_kind[pg, g] == 0 or xfer_limit_s[pg, g] < 0:
+            continue
+        lt = xfer_limit_type[pg, g]
+        if lt == 0 or lt == 3:
+            return  # measured to the leg's arrival: depends on where it ends
+        start = st[FS_PDEP] if lt <= 1 else st[FS_PARR]
+        if d - start <= xfer_limit_s[pg, g]:
+            all_fail = False
+        else:
+            all_ok = False
+    if all_ok:
+        st[FS_PDEP] = d
+        st[FS_PARR] = d
+    elif all_fail:
+        st[FS_PDEP] = EXPIRED
+        st[FS_PARR] = EXPIRED
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _min_rides(lbf, s):
+    """Fewest more rides with which the destination can be reached from ``s`` (``lbf``: a bound of
+    :func:`_fare_lower_bounds`; its row count when never)."""
+    for j in range(lbf.shape[0]):
+        if lbf[j, s] < INF:
+            return j
+    return lbf.shape[0]
 
 
 @njit(cache=True, nogil=True)
@@ -1196,6 +1265,183 @@ def _trips_between(p, pos, t0, t1, pattern_time_offsets, pattern_n_trips, patter
     return m
 
 
+NEG = -INF
+
+
+@njit(cache=True, nogil=True)
+def _latest_times(pattern_stop_offsets, pattern_stops, pattern_pickup, pattern_dropoff, pattern_time_offsets,
+                  pattern_n_trips, pattern_arr, pattern_dep, footpath_offsets, footpath_to, footpath_change_s,
+                  stop_change_s, stop_ok, pattern_ok, pattern_shift, runs, egress_s, t_arr, t_dep, max_rides):
+    """Latest times at each stop from which the destination is still reachable by ``t_arr`` (query seconds).
+
+    Returns ``(A, B)``, both ``(max_rides + 1, S)`` int64 (``NEG`` = never):
+    ``A[j, s]`` the latest arrival at ``s`` by a vehicle (before changing or
+    walking on) and ``B[j, s]`` the latest departure of a vehicle boarded at
+    ``s``, from which the destination (``egress_s``) is reached by ``t_arr``
+    with at most ``j`` more rides (one change in place or one footpath between
+    rides, as the searches). Every trip that runs is looked at (no FIFO or
+    day-slot assumption); trips leaving before ``t_dep`` are skipped. A label
+    arriving at ``s`` after ``A[j, s]`` (ready to board after ``B[j, s]``)
+    with ``j`` rides left cannot reach the destination in time.
+    """
+    S = stop_ok.shape[0]
+    run_offsets, run_cols = runs
+    A = np.full((max_rides + 1, S), NEG, dtype=np.int64)
+    B = np.full((max_rides + 1, S), NEG, dtype=np.int64)
+    for s in range(S):
+        if egress_s[s] >= 0 and stop_ok[s]:
+            A[0, s] = t_arr - egress_s[s]
+    for j in range(1, max_rides + 1):
+        for s in range(S):
+            B[j, s] = B[j - 1, s]
+        for p in range(pattern_n_trips.shape[0]):
+            if not pattern_ok[p]:
+                continue
+            so = pattern_stop_offsets[p]
+            n_pos = pattern_stop_offsets[p + 1] - so
+            n = pattern_n_trips[p]
+            tb = pattern_time_offsets[p]
+            for slot in range(3):
+                sh = pattern_shift[p, slot]
+                if sh >= INF:
+                    continue
+                for i in range(run_offsets[slot, p], run_offsets[slot, p + 1]):
+                    c = run_cols[i]
+                    reach = False
+                    for pos in range(n_pos - 1, -1, -1):
+                        s = pattern_stops[so + pos]
+                        if not stop_ok[s]:
+                            continue
+                        if reach and pattern_pickup[so + pos] != NO_PICKUP:
+                            raw = pattern_dep[tb + pos * n + c]
+                            if raw < SKIP:
+                                d = raw + sh
+                                if d < t_dep:
+                                    break  # earlier positions leave earlier still
+                                if d > B[j, s]:
+                                    B[j, s] = d
+                        if pattern_dropoff[so + pos] != NO_PICKUP:
+                            raw = pattern_arr[tb + pos * n + c]
+                            if raw < SKIP and raw + sh <= A[j - 1, s]:
+                                reach = True
+        for s in range(S):
+            A[j, s] = A[j - 1, s]
+        for u in range(S):
+            for e in range(footpath_offsets[u] - 1, footpath_offsets[u + 1]):
+                if e < footpath_offsets[u]:
+                    v = u
+                    w = stop_change_s[u]
+                else:
+                    v = footpath_to[e]
+                    w = footpath_change_s[e]
+                if w < 0 or B[j, v] == NEG:
+                    continue
+                if B[j, v] - w > A[j, u]:
+                    A[j, u] = B[j, v] - w
+    return A, B
+
+
+@njit(cache=True, nogil=True)
+def _ride_charge_lb(net, ai, aj, ft, joined, min_k1, max_k3):
+    """A lower bound of what a ride of network ``net`` from area set ``ai`` to ``aj`` adds to a fare when it
+    starts a new fare leg, whatever leg comes before it (0 for networks with joins: the leg may go on)."""
+    (network_kind, leg_price, leg_group, network_group, band_offsets, band_up_to_m, band_price, join,
+     xfer_kind, xfer_amount, xfer_limit_s, xfer_limit_type, xfer_count) = ft
+    if net < 0:
+        return UNPRICED_COST
+    if joined[net]:
+        return np.int64(0)
+    if network_kind[net] == 0:
+        price = leg_price[net, ai, aj]
+        g = leg_group[net, ai, aj]
+    else:
+        price = np.int64(-1)
+        for b in range(band_offsets[net], band_offsets[net + 1]):
+            if price < 0 or band_price[b] < price:
+                price = band_price[b]
+        g = network_group[net]
+    if price < 0:
+        return UNPRICED_COST
+    lb = price
+    if g >= 0:
+        lb = min(lb, min_k1[g], max(price - max_k3[g], 0))
+    return max(lb, 0)
+
+
+@njit(cache=True, nogil=True)
+def _fare_lower_bounds(pattern_stop_offsets, pattern_stops, pattern_pickup, pattern_dropoff, footpath_offsets,
+                       footpath_to, footpath_change_s, stop_change_s, stop_ok, pattern_ok, egress_s, pattern_net,
+                       stop_area, ft, max_rides):
+    """Per rides left and stop, a lower bound of the fare still to pay to reach the destination (``egress_s``).
+
+    Returns ``(FA, FB)``, ``(max_rides + 1, S)`` int64 (``INF`` = unreachable):
+    ``FA[j, s]`` after arriving at ``s`` by a vehicle, ``FB[j, s]`` when
+    ready to board at ``s``, with at most ``j`` more rides. Each ride counts
+    :func:`_ride_charge_lb` (rule discounts assumed to hold, networks with joins
+    free); timetables are not looked at. A label's final fare is at least its
+    ``paid`` plus this.
+    """
+    (network_kind, leg_price, leg_group, network_group, band_offsets, band_up_to_m, band_price, join,
+     xfer_kind, xfer_amount, xfer_limit_s, xfer_limit_type, xfer_count) = ft
+    S = stop_ok.shape[0]
+    N = join.shape[0]
+    G = xfer_kind.shape[0]
+    joined = np.zeros(max(N, 1), dtype=np.bool_)
+    for a in range(N):
+        for b in range(N):
+            if join[a, b]:
+                joined[a] = True
+                joined[b] = True
+    min_k1 = np.full(max(G, 1), INF, dtype=np.int64)
+    max_k3 = np.zeros(max(G, 1), dtype=np.int64)
+    for a in range(G):
+        for b in range(G):
+            if xfer_kind[a, b] == 1:
+                min_k1[b] = min(min_k1[b], xfer_amount[a, b])
+            elif xfer_kind[a, b] == 3:
+                max_k3[b] = max(max_k3[b], xfer_amount[a, b])
+    FA = np.full((max_rides + 1, S), INF, dtype=np.int64)
+    FB = np.full((max_rides + 1, S), INF, dtype=np.int64)
+    for s in range(S):
+        if egress_s[s] >= 0 and stop_ok[s]:
+            FA[0, s] = 0
+    for j in range(1, max_rides + 1):
+        for s in range(S):
+            FB[j, s] = FB[j - 1, s]
+        for p in range(pattern_net.shape[0]):
+            if not pattern_ok[p]:
+                continue
+            so = pattern_stop_offsets[p]
+            n_pos = pattern_stop_offsets[p + 1] - so
+            net = pattern_net[p]
+            for i in range(n_pos - 1):
+                s = pattern_stops[so + i]
+                if pattern_pickup[so + i] == NO_PICKUP or not stop_ok[s]:
+                    continue
+                best = FB[j, s]
+                for q in range(i + 1, n_pos):
+                    v = pattern_stops[so + q]
+                    if pattern_dropoff[so + q] == NO_PICKUP or not stop_ok[v] or FA[j - 1, v] >= INF:
+                        continue
+                    c = _ride_charge_lb(net, stop_area[s], stop_area[v], ft, joined, min_k1, max_k3) + FA[j - 1, v]
+                    if c < best:
+                        best = c
+                FB[j, s] = best
+        for s in range(S):
+            FA[j, s] = FA[j - 1, s]
+        for u in range(S):
+            for e in range(footpath_offsets[u] - 1, footpath_offsets[u + 1]):
+                if e < footpath_offsets[u]:
+                    v = u
+                    w = stop_change_s[u]
+                else:
+                    v = footpath_to[e]
+                    w = footpath_change_s[e]
+                if w >= 0 and FB[j, v] < FA[j, u]:
+                    FA[j, u] = FB[j, v]
+    return FA, FB
+
+
 @njit(cache=True, nogil=True)
 def _mcraptor_fare(
     pattern_stop_offsets, pattern_stops, pattern_pickup, pattern_dropoff,
@@ -1215,6 +1461,11 @@ def _mcraptor_fare(
     net_later,  # (N,) bool: a leg of this network can start a timed transfer allowance
     every_trip,  # bool: board every trip up to t_max where trip times can change a price (else the first only)
     t_max,  # int64 query seconds: no label or journey arrives later (INF = no horizon)
+    lat_A, lat_B,  # (R+1, S) int64 _latest_times for t_max (latest vehicle arrival / boarding per rides left)
+    prune_lat,  # bool: drop labels later than lat_A / lat_B (they cannot reach the destination by t_max)
+    seed,  # (m, 3) int64 (arrival, fare, rides) of journeys known to exist: labels they dominate are dropped
+    lbf_A, lbf_B, ea_lb,  # with prune_lat: _fare_lower_bounds (R+1, S); the earliest arrival at the destination
+    bag_cap,  # int64 most labels in one bag (round, stop); more -> returns -1 like a full pool
     max_fare,  # int64 minor units, -1 = no limit
     t_dep, max_rounds, cap,
 ):
@@ -1245,7 +1496,8 @@ def _mcraptor_fare(
 
     Returns ``(n_targets, target rows (arr, fare, rides, ride label, egress
     stop), L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a)``;
-    ``n_targets = -1`` when the label pool of ``cap`` overflowed.
+    ``n_targets = -1`` when the label pool of ``cap`` overflowed, ``-2`` when
+    a bag would have held more than ``bag_cap`` labels.
     """
     S = stop_pattern_offsets.shape[0] - 1
     K1 = max_rounds + 1
@@ -1310,10 +1562,12 @@ def _mcraptor_fare(
         for j in range(N_FS):
             st[j] = -1
         r0 = t_dep + access_s[i]
+        if prune_lat and r0 > lat_B[K1 - 1, s]:
+            continue
         l = _fare_insert(ready_heads, 0, s, next_, L_arr, L_fare, L_paid, L_st, r0, np.int64(0), np.int64(0), st,
-                         n_lab, cap)
-        if l == -2:
-            return -1, tgt, L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a
+                         n_lab, cap, bag_cap)
+        if l <= -2:
+            return l + 1, tgt, L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a
         if l >= 0:
             n_lab += 1
             L_kind[l] = LBL_ACCESS
@@ -1354,7 +1608,7 @@ def _mcraptor_fare(
                         if raw >= SKIP:
                             continue
                         a = raw + pattern_shift[p, rb_slot[r]]
-                        if a > t_max:
+                        if a > t_max or (prune_lat and a > lat_A[K1 - 1 - k, s]):
                             continue
                         dist = (np.float64(pattern_stop_dist_m[so + pos])
                                 - np.float64(pattern_stop_dist_m[so + rb_board[r]]))
@@ -1372,17 +1626,21 @@ def _mcraptor_fare(
                             _expire(st, a, group_lim, group_untimed)
                         if max_fare >= 0 and paid > max_fare:
                             continue
-                        pruned = False
-                        for ti in range(n_tgt):
-                            if tgt[ti, 0] <= a and tgt[ti, 1] <= paid and tgt[ti, 2] <= k:
-                                pruned = True
-                                break
-                        if pruned:
+                        if prune_lat:
+                            # every journey from here arrives by EA at the earliest, with at least the rides and
+                            # the fare still needed (lower bounds)
+                            jl = K1 - 1 - k
+                            if lbf_A[jl, s] >= INF or (max_fare >= 0 and paid + lbf_A[jl, s] > max_fare):
+                                continue
+                            if _beaten(tgt, n_tgt, seed, max(a, ea_lb), paid + lbf_A[jl, s],
+                                       k + _min_rides(lbf_A, s)):
+                                continue
+                        elif _beaten(tgt, n_tgt, seed, a, paid, k):
                             continue
                         l = _fare_insert(ride_heads, k, s, next_, L_arr, L_fare, L_paid, L_st, a, fare, paid, st,
-                                         n_lab, cap)
-                        if l == -2:
-                            return -1, tgt, L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a
+                                         n_lab, cap, bag_cap)
+                        if l <= -2:
+                            return l + 1, tgt, L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a
                         if l >= 0:
                             n_lab += 1
                             L_kind[l] = LBL_RIDE
@@ -1401,6 +1659,8 @@ def _mcraptor_fare(
                 if pattern_pickup[so + pos] != NO_PICKUP and stop_ok[s]:
                     for r in range(n_rb):
                         rb_dep[r] = pattern_dep[tb + pos * n + rb_c[r]] + pattern_shift[p, rb_slot[r]]
+                    # the latest boarding here that can still reach the destination by t_max
+                    t_board = min(t_max, lat_B[K1 - k, s]) if prune_lat else t_max
                     l = ready_heads[k - 1, s]
                     while l >= 0:
                         ost = L_st[l]
@@ -1436,12 +1696,12 @@ def _mcraptor_fare(
                         if every_trip and ((st[FS_ONET] >= 0 and net_later[st[FS_ONET]])
                                            or (st[FS_PG] >= 0 and group_lim[st[FS_PG]] >= 0
                                                and st[FS_PDEP] != EXPIRED)):
-                            n_cand = _trips_between(p, pos, L_arr[l], t_max, pattern_time_offsets, pattern_n_trips,
+                            n_cand = _trips_between(p, pos, L_arr[l], t_board, pattern_time_offsets, pattern_n_trips,
                                                     pattern_dep, pattern_shift, trip_slots, cand_c, cand_slot, cand_d)
                         else:
                             c, slot, d = _earliest_trip(p, pos, L_arr[l], pattern_time_offsets, pattern_n_trips,
                                                         pattern_trip_offsets, pattern_dep, pattern_shift, trip_slots)
-                            if c >= 0 and d <= t_max:
+                            if c >= 0 and d <= t_board:
                                 cand_c[0] = c
                                 cand_slot[0] = slot
                                 cand_d[0] = d
@@ -1472,6 +1732,8 @@ def _mcraptor_fare(
                                         st[FS_PDEP] = -1
                                         st[FS_PARR] = -1
                                         st[FS_PCHAIN] = -1
+                                if timed and st[FS_PG] >= 0 and st[FS_PDEP] != EXPIRED:
+                                    _settle_allowance(st, d, ft)
                             if not timed:
                                 st[FS_ODEP] = -1
                                 st[FS_PDEP] = -1
@@ -1555,12 +1817,7 @@ def _mcraptor_fare(
                 ta = L_arr[l] + egress_s[u]
                 f = L_fare[l]
                 if (max_fare < 0 or f <= max_fare) and ta <= t_max:
-                    dom = False
-                    for ti in range(n_tgt):
-                        if tgt[ti, 0] <= ta and tgt[ti, 1] <= f and tgt[ti, 2] <= k:
-                            dom = True
-                            break
-                    if not dom and n_tgt < TG:
+                    if not _beaten(tgt, n_tgt, seed, ta, f, k) and n_tgt < TG:
                         tgt[n_tgt, 0] = ta
                         tgt[n_tgt, 1] = f
                         tgt[n_tgt, 2] = k
@@ -1591,23 +1848,25 @@ def _mcraptor_fare(
                             continue
                         v = footpath_to[e]
                         ra = a + footpath_change_s[e]
-                    dom = False
-                    for ti in range(n_tgt):
-                        if tgt[ti, 0] <= ra and tgt[ti, 1] <= L_paid[l] and tgt[ti, 2] <= k:
-                            dom = True
-                            break
-                    if dom:
+                    if prune_lat:
+                        jl = K1 - 1 - k
+                        if lbf_B[jl, v] >= INF or (max_fare >= 0 and L_paid[l] + lbf_B[jl, v] > max_fare):
+                            continue
+                        if _beaten(tgt, n_tgt, seed, max(ra, ea_lb), L_paid[l] + lbf_B[jl, v],
+                                   k + _min_rides(lbf_B, v)):
+                            continue
+                    elif _beaten(tgt, n_tgt, seed, ra, L_paid[l], k):
                         continue
-                    if ra > t_max:
+                    if ra > t_max or (prune_lat and ra > lat_B[K1 - 1 - k, v]):
                         continue
                     for j in range(N_FS):
                         st[j] = L_st[l, j]
                     if timed:
                         _expire(st, ra, group_lim, group_untimed)
                     nl = _fare_insert(ready_heads, k, v, next_, L_arr, L_fare, L_paid, L_st, ra, L_fare[l], L_paid[l],
-                                      st, n_lab, cap)
-                    if nl == -2:
-                        return -1, tgt, L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a
+                                      st, n_lab, cap, bag_cap)
+                    if nl <= -2:
+                        return nl + 1, tgt, L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a
                     if nl >= 0:
                         n_lab += 1
                         L_kind[nl] = LBL_TRANSFER

@@ -57,6 +57,7 @@ Semantics (shared with the reference oracle in ``tests/routing/reference.py``):
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import weakref
@@ -75,6 +76,7 @@ from routing.realtime import view_for
 from routing.timetable import MODES, Timetable
 
 INF = int(K.INF)
+_log = logging.getLogger(__name__)
 EARTH_R = 6_371_008.8
 
 
@@ -1172,13 +1174,30 @@ def _allowances(tables: FareTables) -> tuple[np.ndarray, np.ndarray, np.ndarray]
             net_later)
 
 
-def fare_horizon(t: int, earliest_arrival: int, slack_s: int, factor: float) -> int:
-    """Latest arrival a fare search with time-limited transfer rules considers (query seconds).
+#: The complete fare search (time-limited transfer rules) gives up beyond this many labels, or this many in
+#: one bag (round, stop), and answers with the first reachable trips only (docs/planning.md).
+FARE_LABEL_BUDGET = 1 << 20
+FARE_BAG_BUDGET = 8192
 
-    ``t + slack_s + factor * (earliest_arrival - t)``: the itinerary filter's duration bound
-    (``max_duration_slack_s`` / ``max_duration_factor``) measured from the requested departure.
+
+def fare_horizon(t: int, earliest_arrival: int, slack_s: int, factor: float) -> int:
+    """``t + slack_s + factor * (earliest_arrival - t)`` (query seconds): the itinerary filter's duration bound
+    (``max_duration_slack_s`` / ``max_duration_factor``) after a departure ``t`` arriving at ``earliest_arrival``.
     """
     return int(t + slack_s + math.floor(factor * max(earliest_arrival - t, 0)))
+
+
+def fare_window(t: int, t_eff: int, earliest_arrival: int, slack_s: int, factor: float) -> tuple[int, int]:
+    """The journeys a fare search with time-limited transfer rules considers: leaving the origin at or after the
+    first and arriving by the second value (query seconds).
+
+    ``earliest_arrival`` (EA) is the earliest arrival from ``t``, ``t_eff`` the latest departure still arriving
+    then. The longest duration considered is ``D = fare_horizon(t_eff, EA, ...) - t_eff`` (the itinerary
+    filter's bound for the fastest journey); the window is ``[max(t, EA - D), t_eff + D]``: a journey leaving
+    before ``EA - D`` arrives at EA at the earliest and lasts longer than ``D``.
+    """
+    t_max = fare_horizon(t_eff, earliest_arrival, slack_s, factor)
+    return max(t, earliest_arrival - (t_max - t_eff)), t_max
 
 
 def fare_search(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: _Endpoint, t: int, rounds: int,
@@ -1199,20 +1218,42 @@ def fare_search(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: _E
     not priced by the tables).
     """
     if not _fare_kernel_inputs(tt, tables)[6]:
-        return _fare_journeys(o, dst, *_fare_run(tt, prep, net, o, dst, t, rounds, tables, max_fare, False, INF))
-    # the earliest arrival at any fare (a max_fare could hide it: a later trip may be the cheap one); arrivals do
-    # not depend on fares, so this run may price as if no rule had a time limit (few labels)
+        return _fare_journeys(o, dst, [_fare_run(tt, prep, net, o, dst, t, rounds, tables, max_fare, False, INF)])
+    window = fare_search_window(tt, prep, net, o, dst, t, rounds, tables, horizon)
+    if window is None:
+        return []
+    t_start, t_max, ea = window
+    # per stop and rides left: the latest times that can still arrive by the window's end, the least fare still due
+    lat = _latest_times(tt, prep, net, o, dst, t_max, t_start, rounds) \
+        + _fare_bounds(tt, prep, net, dst, tables, rounds) + (ea,)
+    # 3. first reachable trips in the window, priced exactly: journeys that bound the complete run (a label one of
+    # them beats, once the bounds are added, is dropped)
+    first = _fare_run(tt, prep, net, o, dst, t_start, rounds, tables, None, False, t_max, lat=lat)
+    seed = np.ascontiguousarray(first[1][:first[0], :3], dtype=np.int64)
+    # 4. every trip that can change a price
+    full = _fare_run(tt, prep, net, o, dst, t_start, rounds, tables, max_fare, True, t_max, lat=lat, seed=seed,
+                     budget=(FARE_LABEL_BUDGET, FARE_BAG_BUDGET))
+    if full is None:
+        _log.warning("fare search: label budget exceeded (%d rides, window %d s); first reachable trips only",
+                     rounds, t_max - t_start)
+        return _fare_journeys(o, dst, [first], max_fare=max_fare)
+    return _fare_journeys(o, dst, [full, first], max_fare=max_fare, t_max=t_max)
+
+
+def fare_search_window(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: _Endpoint, t: int,
+                       rounds: int, tables: FareTables, horizon: tuple[int, float] = (1800, 2.0)
+                       ) -> tuple[int, int, int] | None:
+    """``(t_start, t_max, EA)`` of :func:`fare_window` for a query (``None``: the destination is not reached).
+
+    EA comes from a run of the fare kernel pricing as if no rule had a time limit (arrivals do not depend on
+    fares; few labels), the latest departure still arriving at EA from :func:`routing.kernels._latest_times`.
+    """
     n_t, tgt, _lab = _fare_run(tt, prep, net, o, dst, t, rounds, tables, None, False, INF, timed=False)
     if not n_t:
-        return []
+        return None
     ea = int(tgt[:n_t, 0].min())
-    # the horizon runs from the latest departure still arriving at EA (not from the request: a query far from
-    # any service would otherwise get a horizon of a day or more)
     _A, B = _latest_times(tt, prep, net, o, dst, ea, t, rounds)
-    t_max = fare_horizon(_latest_departure(o, B[rounds], t), ea, *horizon)
-    lat = _latest_times(tt, prep, net, o, dst, t_max, t, rounds)
-    return _fare_journeys(o, dst, *_fare_run(tt, prep, net, o, dst, t, rounds, tables, max_fare, True, t_max,
-                                              lat=lat))
+    return fare_window(t, _latest_departure(o, B[rounds], t), ea, *horizon) + (ea,)
 
 
 def _latest_times(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: _Endpoint, t_arr: int, t: int,
@@ -1229,6 +1270,18 @@ def _latest_times(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: 
         prep.pattern_shift, prep.extra["runs"], egress_s, np.int64(t_arr), np.int64(t), rounds)
 
 
+def _fare_bounds(tt: Timetable, prep: _Prepared, net: _Net, dst: _Endpoint, tables: FareTables,
+                 rounds: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`routing.kernels._fare_lower_bounds`: per rides left and stop, a lower bound of the fare still to pay."""
+    pattern_net, stop_area, _dist, ft = _fare_kernel_inputs(tt, tables)[:4]
+    egress_s = np.full(tt.n_stops, -1, dtype=np.int64)
+    for s, (w, _m) in dst.near.items():
+        egress_s[s] = w
+    return K._fare_lower_bounds(net.pattern_stop_offsets, net.pattern_stops, net.pattern_pickup, net.pattern_dropoff,
+                                net.footpath_offsets, net.footpath_to, prep.footpath_change_s, prep.stop_change_s,
+                                prep.stop_ok, prep.pattern_ok, egress_s, pattern_net, stop_area, ft, rounds)
+
+
 def _latest_departure(o: _Endpoint, b: np.ndarray, t: int) -> int:
     """The latest departure from the origin (query seconds, at least ``t``) that can board by ``b``."""
     best = t
@@ -1240,11 +1293,15 @@ def _latest_departure(o: _Endpoint, b: np.ndarray, t: int) -> int:
 
 def _fare_run(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: _Endpoint, t: int, rounds: int,
               tables: FareTables, max_fare: int | None, every_trip: bool, t_max: int,
-              timed: bool | None = None, lat: tuple | None = None) -> tuple:
+              timed: bool | None = None, lat: tuple | None = None, seed: np.ndarray | None = None,
+              budget: tuple[int, int] | None = None) -> tuple | None:
     """One run of ``_mcraptor_fare``, growing the label pool until it fits: ``(n_targets, targets, labels)``.
 
     ``timed=False``: ignore the times of transfer allowances (fares then wrong, arrivals right). ``lat``:
-    :func:`_latest_times` for ``t_max``, labels that cannot reach the destination by then are dropped."""
+    :func:`_latest_times` for ``t_max`` + :func:`_fare_bounds` + (EA,): labels that cannot reach the
+    destination by then are dropped, and labels a ``seed`` or target beats once those bounds are added.
+    ``seed``: (arrival, fare, rides) of known journeys, labels they beat are dropped. ``budget``: (labels,
+    labels per bag); ``None`` is returned when the run would need more."""
     pattern_net, stop_area, dist, ft, net_joins, group_out, has_timed, group_lim, group_untimed, net_later = \
         _fare_kernel_inputs(tt, tables)
     timed = has_timed if timed is None else timed
@@ -1256,57 +1313,74 @@ def _fare_run(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: _End
     # boarding later trips (time-limited transfers) makes more labels: start with a larger pool than a rerun costs
     cap = 1 << 18 if every_trip else 1 << 16
     if lat is None:
-        lat = (np.full((1, 1), K.INF, dtype=np.int64), np.full((1, 1), K.INF, dtype=np.int64))
+        no = np.full((1, 1), K.INF, dtype=np.int64)
+        lat = (no, no, no, no, 0)
+    if seed is None:
+        seed = np.zeros((0, 3), dtype=np.int64)
+    bag_cap = INF
+    if budget is not None:
+        cap, bag_cap = min(cap, budget[0]), budget[1]
     while True:
         n_t, tgt, L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a = K._mcraptor_fare(
             *net.tt_args(), prep.footpath_change_s, prep.stop_change_s, prep.stop_ok, prep.pattern_ok,
             prep.pattern_shift, prep.extra["runs"], acc_stops, acc_s, egress_s, pattern_net, stop_area, dist, ft,
             net_joins, group_out, bool(timed), group_lim, group_untimed, net_later, bool(every_trip), np.int64(t_max),
-            lat[0], lat[1], lat[0].shape[1] > 1, np.int64(-1 if max_fare is None else max_fare), np.int64(t), rounds, cap)
-        if n_t >= 0 or cap >= (1 << 20 if every_trip else 1 << 24):
+            lat[0], lat[1], lat[0].shape[1] > 1, seed, lat[2], lat[3], np.int64(lat[4]), np.int64(bag_cap),
+            np.int64(-1 if max_fare is None else max_fare), np.int64(t), rounds, cap)
+        if n_t >= 0 or n_t == -2 or cap >= (budget[0] if budget is not None else 1 << 20 if every_trip else 1 << 24):
             break
         cap *= 4
+    if n_t < 0 and budget is not None:
+        return None
     if n_t < 0:
         raise InvalidQuery("the fare search explored too many alternatives; lower max_transfers",
                            details={"max_transfers": rounds - 1})
     return n_t, tgt, (L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a)
 
 
-def _fare_journeys(o: _Endpoint, dst: _Endpoint, n_t: int, tgt: np.ndarray, lab: tuple) -> list[Journey]:
-    """The journeys of a fare run's Pareto-optimal targets (one per (arrival, fare, rides))."""
-    L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a = lab
-    rows = tgt[:n_t].tolist()
+def _fare_journeys(o: _Endpoint, dst: _Endpoint, runs: list[tuple], max_fare: int | None = None,
+                   t_max: int = INF) -> list[Journey]:
+    """The journeys of the Pareto-optimal targets of fare runs (one per (arrival, fare, rides)), first run first;
+    targets above ``max_fare`` or arriving after ``t_max`` left out."""
+    rows = [r + [i] for i, (n_t, tgt, _lab) in enumerate(runs) for r in tgt[:n_t].tolist()
+            if r[0] <= t_max and (max_fare is None or r[1] <= max_fare)]
     rows = [r for r in rows if not any(x[0] <= r[0] and x[1] <= r[1] and x[2] <= r[2] and x[:3] != r[:3]
                                        for x in rows)]
     out: list[Journey] = []
     seen: set = set()
-    for arr, fare, k, lab, eg in rows:
+    for arr, fare, k, lab, eg, run in rows:
         if (arr, fare, k) in seen:
             continue
         seen.add((arr, fare, k))
-        rides: list[tuple[int, int, int, int, int]] = []
-        gaps: list[tuple[int, int]] = []
-        l = int(lab)
-        first = -1
-        while l >= 0:
-            if int(L_kind[l]) == K.LBL_RIDE:
-                rides.append((int(L_p[l]), int(L_c[l]), int(L_slot[l]), int(L_b[l]), int(L_a[l])))
-                parent = int(L_parent[l])
-                if int(L_kind[parent]) == K.LBL_TRANSFER:
-                    gaps.append((int(L_stop[int(L_parent[parent])]), int(L_stop[parent])))
-                    l = int(L_parent[parent])
-                else:
-                    first = int(L_stop[parent])
-                    l = -1
-            else:
-                l = int(L_parent[l])
-        rides.reverse()
-        gaps.reverse()
-        acc = o.near[first]
-        egr = dst.near[int(eg)]
-        out.append(Journey(rides, (first, acc[0], acc[1]), (int(eg), egr[0], egr[1]), gaps,
-                           fare=None if fare >= UNPRICED else int(fare)))
+        out.append(_fare_journey(o, dst, lab, eg, fare, runs[run][2]))
     return out
+
+
+def _fare_journey(o: _Endpoint, dst: _Endpoint, lab: int, eg: int, fare: int, labels: tuple) -> Journey:
+    """The journey of a fare run's target (its ride label ``lab``, egress stop ``eg``)."""
+    L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a = labels
+    rides: list[tuple[int, int, int, int, int]] = []
+    gaps: list[tuple[int, int]] = []
+    l = int(lab)
+    first = -1
+    while l >= 0:
+        if int(L_kind[l]) == K.LBL_RIDE:
+            rides.append((int(L_p[l]), int(L_c[l]), int(L_slot[l]), int(L_b[l]), int(L_a[l])))
+            parent = int(L_parent[l])
+            if int(L_kind[parent]) == K.LBL_TRANSFER:
+                gaps.append((int(L_stop[int(L_parent[parent])]), int(L_stop[parent])))
+                l = int(L_parent[parent])
+            else:
+                first = int(L_stop[parent])
+                l = -1
+        else:
+            l = int(L_parent[l])
+    rides.reverse()
+    gaps.reverse()
+    acc = o.near[first]
+    egr = dst.near[int(eg)]
+    return Journey(rides, (first, acc[0], acc[1]), (int(eg), egr[0], egr[1]), gaps,
+                   fare=None if fare >= UNPRICED else int(fare))
 
 
 def fare_itineraries(tt: Timetable, res: SearchResult, req: PlanRequest, tables: FareTables) -> list[dict]:

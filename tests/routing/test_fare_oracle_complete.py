@@ -43,7 +43,7 @@ from test_fare_search_oracle import dense_feed_tables, price_rides
 from routing.compile import CompileOptions, compile_timetable
 from routing.fares import UNPRICED, FareTables
 from routing.feeds import FeedSource
-from routing.search import PlanRequest, _prepare, fare_horizon, plan
+from routing.search import PlanRequest, _prepare, fare_window, plan
 from ticketing.fares import FareEngine
 from ticketing.fares.tables import fare_tables_for
 
@@ -88,17 +88,34 @@ def trips_of(net: RefNetwork) -> dict[int, list[tuple[int, int, int, bool, bool]
 def oracle_front(net: RefNetwork, origin: str, destination: str, t0: int, max_rides: int, tt, price,
                  slack_s: int = 1800, factor: float = 2.0, min_change_s: int = 0,
                  max_fare: int | None = None) -> set[tuple[int, int | None, int]]:
-    """Pareto set over (arrival epoch, fare, rides) of every journey arriving by the horizon.
+    """Pareto set over (arrival epoch, fare, rides) of every journey in the search window.
 
+    The window (:func:`routing.search.fare_window`): EA is the earliest arrival
+    from ``t0`` and ``t_eff`` the latest departure still arriving then (found by
+    bisection on the reference connection scan); journeys leave the origin at or
+    after ``t_start`` and arrive by ``t_max``.
     ``price(rides)`` prices rides ``(trip key, board stop, alight stop, dep, arr)`` (epoch seconds);
     ``tt`` gives only the walking graph.
     """
     footpaths, change = walking_graph(tt)
-    ea = [a for a in earliest_arrivals(net, origin, destination, t0, max_rides, footpaths, change, min_change_s,
-                                       horizon_s=36 * 3600, walk_only=False) if a is not None]
-    if not ea:
+
+    def ea_from(t: int) -> int | None:
+        ea = [a for a in earliest_arrivals(net, origin, destination, t, max_rides, footpaths, change, min_change_s,
+                                           horizon_s=36 * 3600, walk_only=False) if a is not None]
+        return min(ea) if ea else None
+
+    ea = ea_from(t0)
+    if ea is None:
         return set()
-    t_max = fare_horizon(t0, min(ea), slack_s, factor)
+    lo, hi = t0, ea  # the arrival from a departure never comes earlier for a later departure
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        a = ea_from(mid)
+        if a is not None and a <= ea:
+            lo = mid
+        else:
+            hi = mid - 1
+    t_start, t_max = fare_window(t0, lo, ea, slack_s, factor)
     idx = net.stop_index
     fp = {idx[u]: [(idx[v], w) for v, w in lst] for u, lst in footpaths.items() if u in idx}
     dest = {idx[s] for s in net.platforms(destination)}
@@ -111,7 +128,7 @@ def oracle_front(net: RefNetwork, origin: str, destination: str, t0: int, max_ri
     at_stop: dict[int, list[tuple[int, int]]] = {}
     for tr, ev in events.items():
         for i, (s, _a, d, pu, _do) in enumerate(ev):
-            if pu and t0 <= d <= t_max:
+            if pu and t_start <= d <= t_max:
                 at_stop.setdefault(s, []).append((tr, i))
     targets: list[tuple[int, int, int]] = []
 
@@ -138,9 +155,9 @@ def oracle_front(net: RefNetwork, origin: str, destination: str, t0: int, max_ri
                     extend(v, a + max(w, min_change_s), now)
 
     for o in (idx[s] for s in net.platforms(origin)):
-        extend(o, t0, [])
+        extend(o, t_start, [])
         for v, w in fp.get(o, []):
-            extend(v, t0 + w, [])
+            extend(v, t_start + w, [])
             if v in dest:
                 targets.append((t0 + w, 0, 0))  # walking there (one footpath) is free
     if max_fare is not None:
