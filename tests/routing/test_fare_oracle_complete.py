@@ -43,7 +43,8 @@ from test_fare_search_oracle import dense_feed_tables, price_rides
 from routing.compile import CompileOptions, compile_timetable
 from routing.fares import UNPRICED, FareTables
 from routing.feeds import FeedSource
-from routing.search import PlanRequest, _prepare, fare_window, plan
+import routing.search as search_module
+from routing.search import PlanRequest, _endpoints, _nets, _prepare, fare_search_window, fare_window, plan
 from ticketing.fares import FareEngine
 from ticketing.fares.tables import fare_tables_for
 
@@ -235,6 +236,36 @@ def test_counterexample_matches_the_oracle(cx):
     assert want == {(int(datetime(2025, 3, 5, 9, 30, tzinfo=BERLIN).timestamp()), 200, 2)}
     assert kernel_front(tt, ft, PlanRequest("cx:X", "cx:Z", depart_at=T0, optimize="fare",
                                             itinerary_filter="none", max_itineraries=50)) == want
+
+
+def test_after_the_last_connection_the_window_starts_next_morning(cx):
+    """Leaving at 10:00, after the only B trip: the next day's 08:20 trip (2.00 EUR, 09:30). The window runs
+    from the latest departure still arriving at EA, not from 10:00 (no horizon stretched over the night)."""
+    path, eng, tt, ft = cx
+    t0 = T0.replace(hour=10, minute=0)
+    net = RefNetwork.from_gtfs([("cx", path)], DAY)
+    want = oracle_front(net, "cx:X", "cx:Z", int(t0.timestamp()), 3, tt, engine_pricer(net, eng))
+    assert want == {(int(datetime(2025, 3, 6, 9, 30, tzinfo=BERLIN).timestamp()), 200, 2)}
+    req = PlanRequest("cx:X", "cx:Z", depart_at=t0, optimize="fare", itinerary_filter="none", max_itineraries=50)
+    assert kernel_front(tt, ft, req) == want
+    prep = _prepare(tt, req, t0, None)
+    o, d = _endpoints(tt, req, prep)
+    t = int(t0.timestamp()) - prep.ref_epoch
+    t_start, t_max, ea = fare_search_window(tt, prep, _nets(tt, None, False), o, d, t, 3, ft)
+    next_0820 = int(datetime(2025, 3, 6, 8, 20, tzinfo=BERLIN).timestamp()) - prep.ref_epoch
+    assert ea - t_start == 1800 + 2 * 70 * 60  # D from 08:20 to 09:30: 30 min + 2 x 70 min
+    assert t_max - next_0820 == 1800 + 2 * 70 * 60
+
+
+def test_over_the_label_budget_the_search_falls_back_to_first_trips(cx, monkeypatch, caplog):
+    """A search that would keep more labels than the budget answers with the first reachable trips (here the
+    08:00 trip, 4.00 EUR) and says so in the log, instead of running without bound."""
+    _path, _eng, tt, ft = cx
+    monkeypatch.setattr(search_module, "FARE_BAG_BUDGET", 1)
+    with caplog.at_level("WARNING", logger="routing.search"):
+        its = plan(tt, PlanRequest("cx:X", "cx:Z", depart_at=T0, optimize="fare"), fares=ft)
+    assert [(hhmm(it), it["fare"]["amount"]) for it in its] == [("08:00 A 08:10 | 09:15 B 09:30", 400)]
+    assert "label budget exceeded" in caplog.text
 
 
 # ---------------------------------------------------------------------------------------------
