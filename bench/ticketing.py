@@ -12,7 +12,9 @@ TestClient: app, database and Redis work are measured, not the network):
   metro journey, ``--threads`` concurrent passengers;
 - **online gate validations**: one QR per ticket validated at the bus gate
   (signature, ticket look-up, atomic admission, validation record, clearing
-  use), concurrently; p50/p99 latency per request;
+  use row), concurrently; p50/p99 latency per request; then the job
+  ``clearing.recognise_uses`` posts their revenue (``recognitions_per_s``) and
+  every used leg is checked to be closed exactly once in the journal;
 - **offline QR verifications per core**: `ticketing.qr.verify_qr` in one
   thread for both QR kinds;
 - **QR payload size** in bytes for both kinds.
@@ -90,8 +92,9 @@ def _profile(what: str, call: object, sql: dict[str, int], repeat: int = 20) -> 
     if yappi is not None:
         stats = yappi.get_func_stats()
         stats.sort("ttot", "desc")
-        for f in list(stats)[:60]:
-            if "/site-packages/" in f.module and not any(k in f.module for k in ("sqlalchemy", "psycopg", "redis")):
+        for f in list(stats)[:int(os.environ.get("BENCH_PROFILE_TOP", "60"))]:
+            if ("/site-packages/" in f.module and not os.environ.get("BENCH_PROFILE_ALL")
+                    and not any(k in f.module for k in ("sqlalchemy", "psycopg", "redis"))):
                 continue
             print(f"{f.ttot * 1000 / repeat:8.2f} ms {f.tsub * 1000 / repeat:8.2f} ms {f.ncall / repeat:6.1f}x "
                   f"{f.module.split('site-packages/')[-1].split('/work/main/')[-1]}:{f.lineno} {f.name}",
@@ -128,7 +131,8 @@ def main() -> None:  # noqa: C901 - a linear script
     admin = psycopg.connect(args.database_url, autocommit=True)
     admin.execute(f'CREATE DATABASE "{name}"')
     tmp = Path(tempfile.mkdtemp(prefix="maas-bench-"))
-    out: dict[str, object] = {"database": "postgresql", "orders": args.orders, "threads": args.threads}
+    out: dict[str, object] = {"database": "postgresql", "orders": args.orders, "threads": args.threads,
+                              "cpus": os.cpu_count(), "load_avg_1m_before": round(os.getloadavg()[0], 2)}
     try:
         url = args.database_url.rpartition("/")[0] + "/" + name
         # limits raised so the limiter never answers (it still counts in Redis on every request), as in load.py
@@ -185,6 +189,7 @@ def main() -> None:  # noqa: C901 - a linear script
             sql = _count_sql(engine)
             if args.profile:
                 _profile("one order end to end (offer, order, sandbox payment)", lambda: one_order(20_000), sql)
+            sql["n"] = 0
             t0 = time.perf_counter()
             with ThreadPoolExecutor(args.threads) as pool:
                 results = list(pool.map(one_order, range(args.orders)))
@@ -192,6 +197,7 @@ def main() -> None:  # noqa: C901 - a linear script
             lat = [r[0] * 1000 for r in results]
             out["orders_per_s"] = round(args.orders / wall, 1)
             out["order_e2e_ms"] = {"p50": round(_pct(lat, 0.5), 1), "p99": round(_pct(lat, 0.99), 1)}
+            out["sql_statements_per_order"] = round(sql["n"] / args.orders, 1)
 
             tickets: list[tuple[str, dict]] = []
             for i, h in enumerate(headers):
@@ -222,6 +228,26 @@ def main() -> None:  # noqa: C901 - a linear script
                               "mean": round(statistics.fmean(vl), 2)}
             out["sql_statements_per_validation"] = round(sql["n"] / len(vres), 1)
 
+            # The gates recorded uses; the job clearing.recognise_uses posts their revenue, in committed batches.
+            import sqlalchemy as sa
+
+            from clearing.models import JournalLine, Validation
+            from clearing.tasks import recognise_uses
+
+            with session_scope(engine) as s:
+                pending = s.execute(sa.select(sa.func.count()).select_from(Validation)
+                                    .where(Validation.pending)).scalar_one()
+            t0 = time.perf_counter()
+            with session_scope(engine) as s:
+                out["recognition_job"] = recognise_uses(s)
+            job_s = time.perf_counter() - t0
+            out["recognitions_per_s"] = round(pending / job_s, 1) if pending else None
+            with session_scope(engine) as s:
+                closes = dict(s.execute(sa.select(JournalLine.leg_id, sa.func.count())
+                                        .where(JournalLine.purpose == "close").group_by(JournalLine.leg_id)).all())
+                used = s.execute(sa.select(Validation.leg_id)).scalars().all()
+            out["used_legs_recognised_once"] = all(closes.get(leg) == 1 for leg in used)
+
         issuer = IssuerKeys(settings.secret("issuer_keys"))
         keys = issuer.public
         now = dt.datetime.now(dt.UTC)
@@ -243,6 +269,7 @@ def main() -> None:  # noqa: C901 - a linear script
         dispose_engines()
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+    out["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
     print(json.dumps(out))
 
 
