@@ -19,7 +19,8 @@ from maas.settings import Settings
 _bearer = HTTPBearer(auto_error=False, description="Access token (JWT) or a gate device token")
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
+    # async: no I/O, so no thread-pool hop for a dependency nearly every route has
     return request.app.state.settings
 
 
@@ -29,8 +30,8 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_redis(request: Request) -> redis.Redis:
-    return request.app.state.redis
+async def get_redis(request: Request) -> redis.Redis:
+    return request.app.state.redis  # the client only (no I/O here): no thread-pool hop
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
