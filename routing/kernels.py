@@ -1482,7 +1482,8 @@ def _mcraptor_fare(
     future alike are equal.
 
     Boarding: from a label the first reachable trip of a pattern; with
-    ``every_trip`` also every later trip departing by ``t_max`` whenever the
+    ``every_trip`` also every later trip departing by ``t_max`` (with
+    ``prune_lat``: by ``lat_B`` of the stop and rides left) whenever the
     trip's times can change a price — the new leg can start a timed transfer
     allowance (``net_later``) or ends one that is still running (its previous
     leg's group has timed rules). A later trip starts the allowance later, so
@@ -1492,7 +1493,10 @@ def _mcraptor_fare(
     fare, rides) of all journeys arriving by ``t_max``; without it, of the
     journeys boarding the first reachable trip of each pattern (complete when
     no rule has a time limit). ``max_fare`` prunes labels whose paid part
-    exceeds it and destination labels above it.
+    exceeds it and destination labels above it. With ``prune_lat`` a label
+    later than ``lat_A`` / ``lat_B`` is dropped, and one that a target or a
+    ``seed`` beats at (``max(arrival, ea_lb)``, ``paid`` + ``lbf_A`` /
+    ``lbf_B``, rides + fewest rides still needed).
 
     Returns ``(n_targets, target rows (arr, fare, rides, ride label, egress
     stop), L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a)``;

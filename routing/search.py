@@ -38,8 +38,8 @@ Semantics (shared with the reference oracle in ``tests/routing/reference.py``):
   (:func:`fare_search`, kernel ``_mcraptor_fare``) with the
   :class:`routing.fares.FareTables` given to :func:`plan`: the result is the
   Pareto set over (arrival, transfers, fare) of all journeys — with
-  time-limited transfer rules, of all journeys arriving by
-  :func:`fare_horizon` (later trips are boarded where they start an allowance
+  time-limited transfer rules, of all journeys in the window of
+  :func:`fare_window` (later trips are boarded where they start an allowance
   later; docs/planning.md) — each itinerary with the kernel's fare and a
   label ``cheapest``, ``fastest``, ``fewest_transfers`` or ``alternative``.
   Depart-at only, no departure window.
@@ -1207,11 +1207,15 @@ def fare_search(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: _E
     Without time-limited transfer rules the first reachable trip of a pattern
     dominates every later one, and the result is complete with no time bound.
     With them (``tables.timed``) a later trip can be cheaper (its allowance
-    starts later): a first run finds the earliest arrival, and a second one
-    boards every trip whose times can change a price, giving the exact Pareto
-    set of all journeys arriving by :func:`fare_horizon` (``horizon`` =
-    ``(slack_s, factor)``, from the request's ``max_duration_slack_s`` and
-    ``max_duration_factor``).
+    starts later): a first run finds the earliest arrival EA and
+    :func:`fare_search_window` the window (``horizon`` = ``(slack_s, factor)``,
+    from the request's ``max_duration_slack_s`` and ``max_duration_factor``);
+    a first-trip run with exact prices seeds a complete run that boards every
+    trip whose times can change a price, pruned by the latest useful times and
+    a fare lower bound per stop: the exact Pareto set of all journeys in the
+    window — unless it would keep more than :data:`FARE_LABEL_BUDGET` labels
+    (:data:`FARE_BAG_BUDGET` in one bag), when the seeds are the answer
+    (logged).
 
     ``max_fare``: minor units, journeys above it are left out. Journeys come
     with ``fare`` (minor units of ``tables.currency``; ``None`` when a ride is
