@@ -208,3 +208,41 @@ def test_a_use_after_a_refund_is_kept_and_moves_no_money(session) -> None:  # no
     assert session.get(Validation, t.legs[0].leg_id).pending is False
     assert _close_counts(session) == {t.legs[0].leg_id: 1}
     assert ledger.balance(session, ledger.REFUNDS) == -300
+
+
+def test_concurrent_jobs_and_a_settlement_recognise_each_use_once(engine, session) -> None:  # noqa: ANN001
+    """Two job runs and a settlement run at once (PostgreSQL: SKIP LOCKED for the jobs, the settlement waits)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlmodel import Session
+
+    _terms(session)
+    records = [sale(session, 500 + i, [("bus", 1, 200), ("metro", 1, 400)], day=D) for i in range(12)]
+    used = [_queue(session, r, i).leg_id for r in records for i in (0, 1)]
+    session.commit()
+    want = _expected(session, used)
+    session.commit()  # SQLite: every transaction takes the write lock (BEGIN IMMEDIATE); let the others in
+
+    def job(_i: int) -> str:
+        with Session(engine, expire_on_commit=False) as s:
+            return tasks.recognise_uses(s, batch=3)
+
+    def settle() -> int:
+        with Session(engine, expire_on_commit=False) as s:
+            run, _ = settlement.run_settlement(s, period_start=D, period_end=D2, now=at(D2, 12))
+            s.commit()
+            return run.gross
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        jobs = [pool.submit(job, i) for i in range(2)]
+        gross = pool.submit(settle)
+        for f in jobs:
+            f.result()
+        gross_paid = gross.result()
+    session.expire_all()
+    counts = _close_counts(session)
+    assert sorted(counts) == sorted(used) and set(counts.values()) == {1}
+    assert _recognition_balances(session) == want
+    # the run settled every use of its period, whoever recognised it
+    assert gross_paid == sum(500 + i for i in range(12))
+    assert ledger.unbalanced_entries(session) == []
