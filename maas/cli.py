@@ -159,11 +159,14 @@ def serve(
 def demo(
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8000,
+    history: Annotated[bool | None, typer.Option(
+        "--history/--no-history", help="seed a week of past sales, validations and a settlement run into a new "
+        "demo database (default: MAAS_DEMO_HISTORY, on)")] = None,
 ) -> None:
     """Build the demo city, import it, seed accounts and serve the API (embedded default)."""
     from maas import demo_server
 
-    demo_server.run(host=host, port=port)
+    demo_server.run(host=host, port=port, history=history)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -87,19 +87,28 @@ def build_demo(settings: Settings) -> dict[str, Any]:
             "credentials": creds, "city_dir": str(city_dir)}
 
 
-def run(host: str = "127.0.0.1", port: int = 8000) -> None:
+def run(host: str = "127.0.0.1", port: int = 8000, history: bool | None = None) -> None:
     import uvicorn
 
     from maas.app import create_app
+    from maas.demo import history as demo_history
 
     settings = get_settings()
     info = build_demo(settings)
+    # a week of past sales, validations, a refund and a settlement run (maas.demo.history); once per database
+    past = "off (--no-history / MAAS_DEMO_HISTORY=0)"
+    if demo_history.enabled(history):
+        try:
+            past = demo_history.seed_history(settings, info["credentials"]).summary()
+        except Exception as exc:  # noqa: BLE001 - the demo serves without its past; say why, in one line
+            past = "failed, served without it: " + " ".join(str(exc).split())[:300]
     base = f"http://{host}:{port}"
     lines = [
         "云溪市 demo city — MaaS backend",
         f"  storage: {settings.database_backend} + {settings.redis_backend} redis, data in {settings.data_dir.resolve()}",
         f"  feeds:   {', '.join(f['feed_id'] for f in info['feeds'])} ({info['stops']} stops, "
         f"timetable {'from cache' if info['from_cache'] else 'compiled'})",
+        f"  history: {past}",
         f"  API:     {base}   docs: {base}/docs   health: {base}/health",
         f"  web:     {base}/app/   (passenger {base}/app/passenger, gate {base}/app/gate, "
         f"operator {base}/app/operator, regulator {base}/app/regulator)",
