@@ -512,7 +512,10 @@ def _departures_in_window(
     still catch the same vehicles (range RAPTOR's iteration points), and the
     access stop where that vehicle leaves.
     """
-    run_offsets, run_cols = runs
+    cap = 3 * (np.max(pattern_n_trips) if pattern_n_trips.shape[0] else 0)
+    buf_c = np.empty(cap, dtype=np.int64)
+    buf_slot = np.empty(cap, dtype=np.int64)
+    buf_d = np.empty(cap, dtype=np.int64)
     out = [np.int64(0) for _ in range(0)]
     who = [np.int64(0) for _ in range(0)]
     for i in range(access_stops.shape[0]):
@@ -527,32 +530,11 @@ def _departures_in_window(
             pos = stop_pattern_pos[e]
             if pattern_pickup[pattern_stop_offsets[p] + pos] == NO_PICKUP:
                 continue
-            n = pattern_n_trips[p]
-            base = pattern_time_offsets[p] + pos * n
-            for slot in range(3):
-                sh = pattern_shift[p, slot]
-                if sh >= INF:
-                    continue
-                a = run_offsets[slot, p]
-                b = run_offsets[slot, p + 1]
-                want = t_lo + w - sh
-                lo = a
-                hi = b
-                while lo < hi:
-                    mid = (lo + hi) >> 1
-                    if pattern_dep[base + run_cols[mid]] < want:
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                for j in range(lo, b):
-                    raw = pattern_dep[base + run_cols[j]]
-                    if raw >= SKIP:
-                        continue
-                    d = raw + sh - w
-                    if d > t_hi:
-                        break
-                    out.append(d)
-                    who.append(i)
+            m = _trips_between(p, pos, t_lo + w, t_hi + w, pattern_time_offsets, pattern_n_trips, pattern_dep,
+                               pattern_shift, runs, buf_c, buf_slot, buf_d)
+            for j in range(m):
+                out.append(buf_d[j] - w)
+                who.append(i)
     m = len(out)
     times = np.empty(m, dtype=np.int64)
     acc = np.empty(m, dtype=np.int64)

@@ -937,28 +937,7 @@ def mc_search(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: _End
         if lab < 0 or (arr, walk, k) in seen:
             continue
         seen.add((arr, walk, k))
-        rides: list[tuple[int, int, int, int, int]] = []
-        gaps: list[tuple[int, int]] = []
-        l = int(lab)
-        first = -1
-        while l >= 0:
-            kind = int(L_kind[l])
-            if kind == K.LBL_RIDE:
-                rides.append((int(L_p[l]), int(L_c[l]), int(L_slot[l]), int(L_b[l]), int(L_a[l])))
-                parent = int(L_parent[l])
-                if int(L_kind[parent]) == K.LBL_TRANSFER:
-                    gaps.append((int(L_stop[int(L_parent[parent])]), int(L_stop[parent])))
-                    l = int(L_parent[parent])
-                else:  # access
-                    first = int(L_stop[parent])
-                    l = -1
-            else:
-                l = int(L_parent[l])
-        rides.reverse()
-        gaps.reverse()
-        acc = o.near[first]
-        egr = dst.near[int(eg)]
-        out.append(Journey(rides, (first, acc[0], acc[1]), (int(eg), egr[0], egr[1]), gaps))
+        out.append(_label_journey(o, dst, lab, eg, (L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a)))
     return out
 
 
@@ -1356,12 +1335,17 @@ def _fare_journeys(o: _Endpoint, dst: _Endpoint, runs: list[tuple], max_fare: in
         if (arr, fare, k) in seen:
             continue
         seen.add((arr, fare, k))
-        out.append(_fare_journey(o, dst, lab, eg, fare, runs[run][2]))
+        out.append(_label_journey(o, dst, lab, eg, runs[run][2], None if fare >= UNPRICED else int(fare)))
     return out
 
 
-def _fare_journey(o: _Endpoint, dst: _Endpoint, lab: int, eg: int, fare: int, labels: tuple) -> Journey:
-    """The journey of a fare run's target (its ride label ``lab``, egress stop ``eg``)."""
+def _label_journey(o: _Endpoint, dst: _Endpoint, lab: int, eg: int, labels: tuple,
+                   fare: int | None = None) -> Journey:
+    """The journey ending in the ride label ``lab`` at egress stop ``eg``, following the labels' parents.
+
+    ``labels`` are the McRAPTOR label arrays (kind, parent, stop, pattern, trip column, day slot, boarding and
+    alighting positions) of :func:`mc_search` or a fare run.
+    """
     L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a = labels
     rides: list[tuple[int, int, int, int, int]] = []
     gaps: list[tuple[int, int]] = []
@@ -1383,8 +1367,7 @@ def _fare_journey(o: _Endpoint, dst: _Endpoint, lab: int, eg: int, fare: int, la
     gaps.reverse()
     acc = o.near[first]
     egr = dst.near[int(eg)]
-    return Journey(rides, (first, acc[0], acc[1]), (int(eg), egr[0], egr[1]), gaps,
-                   fare=None if fare >= UNPRICED else int(fare))
+    return Journey(rides, (first, acc[0], acc[1]), (int(eg), egr[0], egr[1]), gaps, fare=fare)
 
 
 def fare_itineraries(tt: Timetable, res: SearchResult, req: PlanRequest, tables: FareTables) -> list[dict]:
