@@ -127,7 +127,16 @@ def _compile_feed(pf: ParsedFeed) -> _FeedPart:
         h1 = np.add.reduceat((v + np.uint64(1)) * _pow_table(maxlen, _M1)[pos], row_start[:-1]) if n_inst else v
         h2 = np.add.reduceat((v ^ np.uint64(0x5555)) * _pow_table(maxlen, _M2)[pos], row_start[:-1]) if n_inst else v
     route = pf.trips["route"].to_numpy(np.int64)[inst_trip]
-    keys = np.column_stack([route, lens.astype(np.int64), h1.view(np.int64), h2.view(np.int64)])
+    # a trip named by a transfers.txt rule gets a pattern of its own (with its frequency copies): the
+    # search gives such a rule to the pattern, and FIFO within a pattern must still hold
+    named = np.zeros(n_trips + 1, dtype=bool)
+    tr = pf.transfers
+    if len(tr):
+        for c in ("from_trip", "to_trip"):
+            t = tr[c].to_numpy(np.int64)
+            named[t[t >= 0]] = True
+    own = np.where(named[inst_trip], inst_trip, -1).astype(np.int64)
+    keys = np.column_stack([route, lens.astype(np.int64), h1.view(np.int64), h2.view(np.int64), own])
     if n_inst:
         _, pat = np.unique(keys, axis=0, return_inverse=True)
         pat = pat.ravel().astype(np.int64)
@@ -399,9 +408,8 @@ def _merge(parts: list[_FeedPart], options: CompileOptions) -> Timetable:
         stop_rules = r[~keyed & (r.transfer_type <= 3)]
         fr, to, ty, mt = _expand_station_rules(stop_rules, p.pf.stops)
         rule_fr.append(fr + st_off[i]); rule_to.append(to + st_off[i]); rule_type.append(ty); rule_min.append(mt)
-        trip_rules = r[((r.from_trip >= 0) | (r.to_trip >= 0)) & (r.from_route < 0) & (r.to_route < 0)]
-        if len(trip_rules):
-            tt_rules.append(_trip_rules(trip_rules, p, st_off[i], trip_off[i]))
+        if keyed.any():
+            tt_rules.append(_trip_rules(r[keyed], p, st_off[i], trip_off[i], rt_off[i]))
     if rule_fr:
         rfr, rto, rty, rmt = (np.concatenate(x) for x in (rule_fr, rule_to, rule_type, rule_min))
     else:
@@ -449,7 +457,8 @@ def _merge(parts: list[_FeedPart], options: CompileOptions) -> Timetable:
         x = pd.concat(tt_rules, ignore_index=True).sort_values(["from_trip", "to_trip"], kind="stable")
     else:
         x = pd.DataFrame({c: np.zeros(0, np.int64) for c in
-                          ("from_trip", "to_trip", "from_stop", "to_stop", "transfer_type", "min_transfer_time")})
+                          ("from_trip", "to_trip", "from_stop", "to_stop", "from_route", "to_route", "transfer_type",
+                           "min_transfer_time")})
     # ---- shapes ----------------------------------------------------------------------
     shape_lat = cat([p.pf.shape_lat for p in parts], np.float64)
     shape_lon = cat([p.pf.shape_lon for p in parts], np.float64)
@@ -515,6 +524,8 @@ def _merge(parts: list[_FeedPart], options: CompileOptions) -> Timetable:
         trip_transfer_to_trip=x.to_trip.to_numpy(np.int32),
         trip_transfer_from_stop=x.from_stop.to_numpy(np.int32),
         trip_transfer_to_stop=x.to_stop.to_numpy(np.int32),
+        trip_transfer_from_route=x.from_route.to_numpy(np.int32),
+        trip_transfer_to_route=x.to_route.to_numpy(np.int32),
         trip_transfer_type=x.transfer_type.to_numpy(np.int8),
         trip_transfer_min_s=x.min_transfer_time.to_numpy(np.int32),
         service_days=np.ascontiguousarray(uniq_days, dtype=np.uint8),
@@ -661,8 +672,9 @@ def _expand_station_rules(rules: pd.DataFrame, stops: pd.DataFrame):
             r.transfer_type.to_numpy(np.int64), r.min_transfer_time.to_numpy(np.int64))
 
 
-def _trip_rules(rules: pd.DataFrame, part: _FeedPart, st_off: int, trip_off: int) -> pd.DataFrame:
-    """Trip-to-trip rules on global trip indices (every frequency copy of a trip gets the rule)."""
+def _trip_rules(rules: pd.DataFrame, part: _FeedPart, st_off: int, trip_off: int, rt_off: int) -> pd.DataFrame:
+    """Route- and trip-keyed rules on global trip / route / stop indices (every frequency copy of a trip
+    gets the rule; -1 = not given)."""
     inst = pd.DataFrame({"orig": part.inst_trip, "inst": np.arange(len(part.inst_trip)) + trip_off})
     r = rules.copy()
     r["rid"] = np.arange(len(r))
@@ -676,6 +688,8 @@ def _trip_rules(rules: pd.DataFrame, part: _FeedPart, st_off: int, trip_off: int
         "from_trip": out.ft.to_numpy(np.int64), "to_trip": out.tt.to_numpy(np.int64),
         "from_stop": np.where(out.from_stop >= 0, out.from_stop + st_off, -1).astype(np.int64),
         "to_stop": np.where(out.to_stop >= 0, out.to_stop + st_off, -1).astype(np.int64),
+        "from_route": np.where(out.from_route >= 0, out.from_route + rt_off, -1).astype(np.int64),
+        "to_route": np.where(out.to_route >= 0, out.to_route + rt_off, -1).astype(np.int64),
         "transfer_type": out.transfer_type.to_numpy(np.int64),
         "min_transfer_time": np.where(out.transfer_type.to_numpy() == 2, out.min_transfer_time.to_numpy(), 0),
     })

@@ -59,7 +59,7 @@ PICKUP_REGULAR, PICKUP_NONE, PICKUP_PHONE, PICKUP_DRIVER = 0, 1, 2, 3
 TRANSFER_RECOMMENDED, TRANSFER_TIMED, TRANSFER_MIN_TIME, TRANSFER_FORBIDDEN = 0, 1, 2, 3
 
 #: Bumped whenever the layout or the compiler's semantics change; part of the cache key.
-TIMETABLE_VERSION = "3"  # 3: pathways.txt footpaths, linked-trip rules kept
+TIMETABLE_VERSION = "4"  # 4: route/trip-keyed transfer rules kept, named trips in patterns of their own
 
 
 @dataclass(frozen=True)
@@ -154,12 +154,14 @@ class Timetable:
     footpath_s: np.ndarray  #: (E,) int32 walking/transfer seconds (transfers.txt min_transfer_time overrides)
     footpath_m: np.ndarray  #: (E,) float32 straight-line metres
 
-    # ---- trip-to-trip transfer rules (transfers.txt with from_trip_id/to_trip_id) -----
+    # ---- route/trip-keyed transfer rules (transfers.txt naming routes or trips) --------
     trip_transfer_from_trip: np.ndarray  #: (X,) int32 sorted ascending
     trip_transfer_to_trip: np.ndarray  #: (X,) int32
     trip_transfer_from_stop: np.ndarray  #: (X,) int32 (-1: linked trips 4/5 without stops)
     trip_transfer_to_stop: np.ndarray  #: (X,) int32 (-1 likewise)
-    trip_transfer_type: np.ndarray  #: (X,) int8 0..5 (not used by the search, see routing.search)
+    trip_transfer_from_route: np.ndarray  #: (X,) int32 (-1: any route)
+    trip_transfer_to_route: np.ndarray  #: (X,) int32 (-1: any route)
+    trip_transfer_type: np.ndarray  #: (X,) int8 0..5
     trip_transfer_min_s: np.ndarray  #: (X,) int32 (0 unless type 2)
 
     # ---- services ---------------------------------------------------------------------
