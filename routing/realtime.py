@@ -749,11 +749,16 @@ def _extend_timetable(tt: Timetable, rt_trips: list[RtTrip], removed: list[tuple
 
     # group the real-time trips into patterns: same route, stops, pickup/drop-off; then FIFO lanes
     groups: dict[tuple, list[int]] = {}
+    # a trip named by a route/trip-keyed transfer rule keeps a pattern of its own (as in the compiler):
+    # the search gives such rules to whole patterns
+    ruled = np.concatenate([np.asarray(tt.trip_transfer_from_trip), np.asarray(tt.trip_transfer_to_trip)])
+    named = {str(x) for x in np.asarray(tt.trip_ids)[ruled[ruled >= 0].astype(np.int64)]}
     for i, r in enumerate(rt_trips):
         pu = np.where(r.skipped, 1, r.pickup).astype(np.int8)
         do = np.where(r.skipped, 1, r.dropoff).astype(np.int8)
         r.pickup, r.dropoff = pu, do
-        key = (r.route, r.stops.astype(np.int32).tobytes(), pu.tobytes(), do.tobytes())
+        key = (r.route, r.stops.astype(np.int32).tobytes(), pu.tobytes(), do.tobytes(),
+               r.trip_id if r.trip_id in named else "")
         groups.setdefault(key, []).append(i)
     lanes_all: list[list[int]] = []
     for members in groups.values():
