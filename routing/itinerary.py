@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from routing.kernels import SKIP
-from routing.search import Journey, PlanRequest, SearchResult, _Endpoint, _Prepared, haversine_m
+from routing.search import Journey, PlanRequest, SearchResult, _derived, _Endpoint, _Prepared, haversine_m
 from routing.timetable import MODES, Timetable
 
 
@@ -103,11 +103,13 @@ def _walk_leg(tt: Timetable, frm: dict, to: dict, dep: int, dur: int, metres: fl
 
 def _footpath(tt: Timetable, prep: _Prepared, u: int, v: int) -> tuple[int, float]:
     best = None
-    for e in range(int(tt.footpath_offsets[u]), int(tt.footpath_offsets[u + 1])):
-        if int(tt.footpath_to[e]) == v and prep.footpath_walk_s[e] >= 0:
+    d = _derived(tt)  # the search's footpaths (prep's arrays follow them; see routing.transfer_graph)
+    fo, fto = d.fwd.footpath_offsets, d.fwd.footpath_to
+    for e in range(int(fo[u]), int(fo[u + 1])):
+        if int(fto[e]) == v and prep.footpath_walk_s[e] >= 0:
             w = int(prep.footpath_walk_s[e])
             if best is None or w < best[0]:
-                best = (w, float(tt.footpath_m[e]))
+                best = (w, float(d.footpath_m[e]))
     if best is None:  # cannot happen for a journey the kernel produced
         m = float(haversine_m(tt.stop_lat[u], tt.stop_lon[u], tt.stop_lat[v], tt.stop_lon[v]))
         return 0, m
