@@ -79,6 +79,10 @@ class _FeedPart:
     pattern_arr: np.ndarray
     pattern_dep: np.ndarray
     trip_start_s: np.ndarray
+    #: combined (in-seat) trips: CSR over instances (T'+1,), local part instances, start positions
+    link_offsets: np.ndarray | None = None
+    link_parts: np.ndarray | None = None
+    link_first_pos: np.ndarray | None = None
 
 
 def _compile_feed(pf: ParsedFeed) -> _FeedPart:
@@ -255,6 +259,214 @@ def _split_overtaking(lay: dict) -> np.ndarray | None:
     return inv.ravel().astype(np.int64)
 
 
+#: at most this many combined (in-seat) trips per feed; the import report says when a feed has more
+MAX_LINKED_TRIPS = 20_000
+
+
+@dataclass
+class _Links:
+    """Combined trips appended to a feed by :func:`_add_linked_trips` (original trip indices)."""
+
+    n_real: int  # trips of the feed before the combined ones; combined trip k has index n_real + k
+    offsets: np.ndarray  # (C+1,) CSR into parts / first_pos
+    parts: np.ndarray  # original trip index of each part, in riding order
+    first_pos: np.ndarray  # position in the combined trip where the part's first stop is
+
+
+def _linked_paths(succ: dict[int, list[int]], days: np.ndarray, cap: int) -> tuple[list, list, bool]:
+    """Paths of type-4 links (``succ``: trip -> linked trips) to compile, with the days each runs.
+
+    From every trip with links, the tree of link paths (a trip never twice on a
+    path, so cycles end). A path of two or more trips is kept for the days all
+    its trips run and no longer path through it runs (so a maximal path covers
+    its prefixes on its days, and a prefix gets the days its extensions miss).
+    ``days[t]``: (D,) bool of trip ``t``. Returns (paths, day rows, capped).
+    """
+    paths, rows = [], []
+    budget = cap * 8  # tree nodes visited (branching links could otherwise take exponential time)
+    for start in sorted(succ):
+        stack = [((start,), days[start])]
+        while stack:
+            if len(paths) >= cap or budget <= 0:
+                return paths, rows, True
+            budget -= 1
+            path, row = stack.pop()
+            kids = [(c, row & days[c]) for c in succ.get(path[-1], ()) if c not in path]
+            kids = [(c, r) for c, r in kids if r.any()]
+            if len(path) >= 2:
+                own = row.copy()
+                for _c, r in kids:
+                    own &= ~r
+                if own.any():
+                    paths.append(path)
+                    rows.append(own)
+            for c, r in reversed(kids):
+                stack.append((path + (c,), r))
+    return paths, rows, False
+
+
+def _add_linked_trips(pf: ParsedFeed, report, cap: int = MAX_LINKED_TRIPS) -> _Links | None:
+    """Append one *combined trip* per path of transfers.txt type-4 links (in-seat transfers) to ``pf``.
+
+    A rider on ``from_trip`` stays aboard onto ``to_trip`` (same service day):
+    the combined trip's stop times are its parts' one after the other, so the
+    unchanged kernels ride the whole path as one ride. Where a part ends at
+    the stop the next part starts from, the two are one position (arrival and
+    drop-off of the earlier part, departure and pickup of the later); otherwise
+    the earlier part's last stop allows no pickup and the later part's first
+    no drop-off (nobody boards or leaves between the two). A combined trip runs
+    on the days all its parts run (see :func:`_linked_paths`); it has no shape,
+    the route, headsign of its first part and a trip id no real trip has
+    (never shown: itineraries show the parts). Links naming a frequency-based
+    trip or a trip without two stop times, and links where ``to_trip`` leaves
+    before ``from_trip`` arrives, are dropped with a warning.
+    """
+    tr = pf.transfers
+    if not len(tr):
+        return None
+    sel = (tr.transfer_type.to_numpy() == 4) & (tr.from_trip.to_numpy() >= 0) & (tr.to_trip.to_numpy() >= 0)
+    if not sel.any():
+        return None
+    off = pf.trip_row_offsets
+    n_rows = np.diff(off)
+    T = len(n_rows)
+    templ = np.zeros(T, dtype=bool)
+    if len(pf.frequencies):
+        templ[pf.frequencies["trip"].to_numpy(np.int64)] = True
+    fts, tts = tr.from_trip.to_numpy(np.int64)[sel], tr.to_trip.to_numpy(np.int64)[sel]
+    succ: dict[int, list[int]] = {}
+    dropped = {"a trip without two stop times": 0, "a frequency-based trip": 0,
+               "to_trip leaving before from_trip arrives": 0, "a trip linked to itself": 0}
+    for a, b in zip(fts.tolist(), tts.tolist()):
+        if a == b:
+            dropped["a trip linked to itself"] += 1
+            continue
+        if n_rows[a] < 2 or n_rows[b] < 2:
+            dropped["a trip without two stop times"] += 1
+            continue
+        if templ[a] or templ[b]:
+            dropped["a frequency-based trip"] += 1
+            continue
+        la, fb = int(off[a + 1]) - 1, int(off[b])
+        merged = pf.st_stop[la] == pf.st_stop[fb]
+        if (pf.st_dep[fb] < pf.st_arr[la]) if merged else (pf.st_arr[fb] < pf.st_dep[la]):
+            dropped["to_trip leaving before from_trip arrives"] += 1
+            continue
+        if b not in succ.setdefault(a, []):
+            succ[a].append(b)
+    for why, n in dropped.items():
+        if n:
+            report.warnings.append(f"transfers.txt: {n} in-seat link(s) (type 4) with {why} ignored")
+    if not succ:
+        return None
+    svc = pf.trips.service.to_numpy(np.int64)
+    days = pf.service_days.astype(bool)
+    paths, rows, capped = _linked_paths(succ, _TripDays(days, svc), cap)
+    if capped:
+        report.warnings.append(f"transfers.txt: in-seat links form more than {cap} paths; only the first {cap} "
+                               "are compiled into combined trips (other in-seat transfers are not found)")
+    if not paths:
+        return None
+    # ---- stop times of the combined trips ----------------------------------------------
+    cols = {k: [] for k in ("stop", "seq", "arr", "dep", "pickup", "dropoff")}
+    src = {"stop": pf.st_stop, "seq": pf.st_seq, "arr": pf.st_arr, "dep": pf.st_dep, "pickup": pf.st_pickup,
+           "dropoff": pf.st_dropoff}
+    lens, part_list, first_pos, part_len = [], [], [], [0]
+    for path in paths:
+        n = 0
+        for i, t in enumerate(path):
+            seg = {k: np.array(v[off[t]:off[t + 1]]) for k, v in src.items()}
+            if i == 0:
+                first_pos.append(0)
+            elif cols["stop"][-1][-1] == seg["stop"][0]:  # one position: arrive as before, leave as after
+                prev = {k: cols[k][-1] for k in cols}
+                prev["dep"][-1] = seg["dep"][0]
+                prev["pickup"][-1] = seg["pickup"][0]
+                seg = {k: v[1:] for k, v in seg.items()}
+                first_pos.append(n - 1)
+            else:  # the vehicle moves on empty between the two: no boarding before, no alighting after
+                cols["pickup"][-1][-1] = 1
+                seg["dropoff"][0] = 1
+                first_pos.append(n)
+            for k in cols:
+                cols[k].append(seg[k])
+            n += len(seg["stop"])
+            part_list.append(t)
+        lens.append(n)
+        part_len.append(part_len[-1] + len(path))
+    C = len(paths)
+    new_off = off[-1] + np.concatenate([[0], np.cumsum(lens)])
+    pf.trip_row_offsets = np.concatenate([off, new_off[1:]]).astype(off.dtype)
+    for k, name in (("stop", "st_stop"), ("seq", "st_seq"), ("arr", "st_arr"), ("dep", "st_dep"),
+                    ("pickup", "st_pickup"), ("dropoff", "st_dropoff")):
+        old = getattr(pf, name)
+        setattr(pf, name, np.concatenate([old] + cols[k]).astype(old.dtype))
+    # ---- services: the days every part runs (compile deduplicates rows) -----------------
+    uniq, inv = np.unique(np.asarray(rows, dtype=np.uint8), axis=0, return_inverse=True)
+    V = pf.service_days.shape[0]
+    pf.service_days = np.concatenate([pf.service_days, uniq.astype(pf.service_days.dtype)], axis=0)
+    pf.service_ids = np.concatenate([np.asarray(pf.service_ids, dtype=object),
+                                     np.asarray([f"~in-seat~{i}" for i in range(len(uniq))], dtype=object)])
+    # ---- trips ----------------------------------------------------------------------------
+    trips = pf.trips
+    first = np.asarray([p[0] for p in paths], dtype=np.int64)
+    real_ids = set(trips.trip_id.tolist())
+    ids = []
+    for k, p in enumerate(paths):
+        tid = f"{trips.trip_id.iat[p[0]]}~in-seat~{k}"
+        while tid in real_ids:
+            tid = "~" + tid
+        ids.append(tid)
+    new = trips.iloc[first].copy().reset_index(drop=True)
+    new["trip_id"] = np.asarray(ids, dtype=object)
+    new["service"] = (V + inv.ravel()).astype(trips.service.dtype)
+    if "shape" in new:
+        new["shape"] = np.full(C, -1, dtype=trips["shape"].dtype)
+    wc = trips.wheelchair_accessible.to_numpy()
+    new["wheelchair_accessible"] = np.asarray(
+        [2 if any(wc[t] == 2 for t in p) else 1 if all(wc[t] == 1 for t in p) else 0 for p in paths],
+        dtype=trips.wheelchair_accessible.dtype)
+    pf.trips = pd.concat([trips, new], ignore_index=True).astype(trips.dtypes.to_dict())
+    report.counts["combined_trips"] = C
+    report.warnings.append(f"transfers.txt: {sum(len(v) for v in succ.values())} in-seat link(s) (type 4) compiled "
+                           f"into {C} combined trip(s): the journey search rides on across them without a transfer")
+    return _Links(n_real=T, offsets=np.asarray(part_len, dtype=np.int64), parts=np.asarray(part_list, np.int64),
+                  first_pos=np.asarray(first_pos, dtype=np.int64))
+
+
+class _TripDays:
+    """``days[t]``: (D,) bool service days of trip ``t`` (rows shared by trips of one service)."""
+
+    def __init__(self, days: np.ndarray, svc: np.ndarray) -> None:
+        self.days, self.svc = days, svc
+
+    def __getitem__(self, t: int) -> np.ndarray:
+        return self.days[self.svc[t]]
+
+
+def _instance_links(part: _FeedPart, links: _Links | None) -> None:
+    """Per compiled trip (instance) of ``part``: its parts as local instance indices (CSR; empty for a
+    trip that is not combined) and where each starts in the combined trip."""
+    n = len(part.inst_trip)
+    if links is None:
+        part.link_offsets = np.zeros(n + 1, dtype=np.int64)
+        part.link_parts = part.link_first_pos = np.zeros(0, dtype=np.int64)
+        return
+    sched = part.inst_freq == 0
+    inv = np.full(int(part.inst_trip.max(initial=0)) + 1, -1, dtype=np.int64)
+    inv[part.inst_trip[sched]] = np.flatnonzero(sched)
+    k = part.inst_trip - links.n_real  # combined trip number, < 0 for real trips
+    cnt = np.where(k >= 0, np.diff(links.offsets)[np.maximum(k, 0)], 0) if n else np.zeros(0, np.int64)
+    offs = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(cnt, out=offs[1:])
+    comb = np.flatnonzero(k >= 0)
+    src = _ranges(links.offsets[k[comb]], cnt[comb])
+    parts = inv[links.parts[src]]
+    if (parts < 0).any():  # pragma: no cover - parts are scheduled trips with two stop times
+        raise RuntimeError("combined trip part without a compiled trip")
+    part.link_offsets, part.link_parts, part.link_first_pos = offs, parts, links.first_pos[src]
+
+
 def _ns(feed_id: str, values) -> np.ndarray:
     """Namespaced fixed-width unicode ids."""
     v = np.asarray(values, dtype=object)
@@ -290,7 +502,10 @@ def compile_timetable(sources: Sequence[FeedSource], options: CompileOptions = C
         reports.append(report)
         if pf is None:
             raise FeedError(f"feed {src.feed_id} refused:\n{report.to_text()}", report=report)
-        parts.append(_compile_feed(pf))
+        links = _add_linked_trips(pf, report)
+        part = _compile_feed(pf)
+        _instance_links(part, links)
+        parts.append(part)
         # raw per-row arrays are not needed any more; free them before the next feed
         pf.st_stop = pf.st_seq = pf.st_arr = pf.st_dep = pf.st_pickup = pf.st_dropoff = np.zeros(0, np.int32)
     t_feeds = _time.perf_counter() - t0
@@ -360,6 +575,12 @@ def _merge(parts: list[_FeedPart], options: CompileOptions) -> Timetable:
         trip_shape.append(np.where(sh >= 0, sh + shp_off[i], -1))
     trip_ids_a = np.concatenate(trip_ids) if trip_ids else np.zeros(0, "<U1")
     trip_pattern = cat([p.inst_pattern + o for p, o in zip(parts, pat_off)], np.int32)
+    # ---- combined (in-seat) trips: their parts -----------------------------------------------
+    link_cnt = np.concatenate([np.diff(p.link_offsets) for p in parts]) if parts else np.zeros(0, np.int64)
+    trip_link_offsets = np.zeros(len(link_cnt) + 1, dtype=np.int32)
+    np.cumsum(link_cnt, out=trip_link_offsets[1:])
+    trip_link_parts = cat([p.link_parts + o for p, o in zip(parts, trip_off)], np.int32)
+    trip_link_first_pos = cat([p.link_first_pos for p in parts], np.int32)
     # ---- patterns ----------------------------------------------------------------------
     pattern_route = cat([p.pattern_route + o for p, o in zip(parts, rt_off)], np.int32)
     pattern_n_trips = cat([p.pattern_n_trips for p in parts], np.int32)
@@ -510,6 +731,8 @@ def _merge(parts: list[_FeedPart], options: CompileOptions) -> Timetable:
         trip_shape=trip_shape_a,
         trip_frequency=cat([p.inst_freq for p in parts], np.int8),
         trip_start_s=cat([p.trip_start_s for p in parts], np.int32),
+        trip_link_offsets=trip_link_offsets, trip_link_parts=trip_link_parts,
+        trip_link_first_pos=trip_link_first_pos,
         pattern_route=pattern_route, pattern_n_trips=pattern_n_trips,
         pattern_trip_offsets=pattern_trip_offsets, pattern_stop_offsets=pattern_stop_offsets,
         pattern_stops=pattern_stops,
@@ -536,6 +759,7 @@ def _merge(parts: list[_FeedPart], options: CompileOptions) -> Timetable:
             "feeds": F, "stops": S, "routes": int(rt_off[-1]), "patterns": P, "trips": int(trip_off[-1]),
             "stop_times": int(len(pattern_arr)), "footpaths": int(len(fp_to)), "services": int(len(uniq_days)),
             "days": int(D), "trip_transfers": int(len(x)),
+            "combined_trips": int((link_cnt > 0).sum()),
         }},
     )
     freeze(tt)

@@ -116,14 +116,44 @@ def _footpath(tt: Timetable, prep: _Prepared, u: int, v: int) -> tuple[int, floa
     return best
 
 
-def _ride_leg(tt: Timetable, prep: _Prepared, ride: tuple[int, int, int, int, int]) -> dict:
+def _ride_legs(tt: Timetable, prep: _Prepared, ride: tuple[int, int, int, int, int]) -> list[dict]:
+    """The legs of one ride: one, or for a combined (in-seat) trip one per part it covers, each a leg of
+    the real trip (its id, route, shape) with the combined trip's times; every part after the first is
+    ``"in_seat": true`` (the rider stays aboard: no transfer)."""
+    p, c, _slot, b, a = ride
+    parts = tt.trip_parts(int(tt.pattern_trip_offsets[p]) + c)
+    if not parts:
+        return [_ride_leg(tt, prep, ride)]
+    legs: list[dict] = []
+    for k, (q, fp) in enumerate(parts):
+        qp = int(tt.trip_pattern[q])
+        end = fp + int(tt.pattern_stop_offsets[qp + 1]) - int(tt.pattern_stop_offsets[qp]) - 1
+        lo, hi = max(b, fp), min(a, end)
+        if hi <= lo:  # not ridden (or only its shared first / last stop)
+            continue
+        leg = _ride_leg(tt, prep, (p, c, _slot, lo, hi), shown=(q, fp))
+        if legs:
+            leg["in_seat"] = True
+        legs.append(leg)
+    return legs
+
+
+def _ride_leg(tt: Timetable, prep: _Prepared, ride: tuple[int, int, int, int, int],
+              shown: tuple[int, int] | None = None) -> dict:
+    """One ride leg. ``shown``: ``(trip, first position)`` of the part of a combined trip the leg is on
+    (its id, route and shape are shown; times, stops and real-time fields are the ridden trip's)."""
     p, c, slot, b, a = ride
     n = int(tt.pattern_n_trips[p])
     tb = int(tt.pattern_time_offsets[p])
     so = int(tt.pattern_stop_offsets[p])
     shift = int(prep.pattern_shift[p, slot])
     trip = int(tt.pattern_trip_offsets[p]) + c
-    route = int(tt.trip_route[trip])
+    show, sb, sa = trip, so + b, so + a
+    if shown is not None:
+        show = shown[0]
+        sso = int(tt.pattern_stop_offsets[int(tt.trip_pattern[show])]) - shown[1]
+        sb, sa = sso + b, sso + a
+    route = int(tt.trip_route[show])
     feed = int(tt.route_feed[route])
     tz = str(tt.feed_timezones[feed])
     ref = prep.ref_epoch
@@ -153,7 +183,7 @@ def _ride_leg(tt: Timetable, prep: _Prepared, ride: tuple[int, int, int, int, in
         "feed_id": str(tt.feed_ids[feed]),
         "route_id": str(tt.route_ids[route]),
         "route_name": short or str(tt.route_long_names[route]),
-        "trip_id": str(tt.trip_ids[trip]),
+        "trip_id": str(tt.trip_ids[show]),
         "service_date": service_day.isoformat(),
         "from": _stop_ref(tt, stops[0]), "to": _stop_ref(tt, stops[-1]),
         "departure": _iso(ref + dep, tz), "arrival": _iso(ref + arr, tz),
@@ -162,7 +192,7 @@ def _ride_leg(tt: Timetable, prep: _Prepared, ride: tuple[int, int, int, int, in
         "intermediate_stops": inter,
         "geometry": None,
         **_frequency_fields(tt, trip, ref, dep, board_by, tz),
-        "_dep": board_by, "_arr": arr, "_tz": tz, "_shape": (trip, so + b, so + a, stops),
+        "_dep": board_by, "_arr": arr, "_tz": tz, "_shape": (show, sb, sa, stops),
     }
 
 
@@ -237,7 +267,8 @@ def journey_legs(tt: Timetable, res: SearchResult, j: Journey) -> list[dict]:
         leg = _walk_leg(tt, _place_ref(tt, o), _place_ref(tt, dst), ref + j.depart_t, w, m, tz)
         leg["_dep"], leg["_arr"] = j.depart_t, j.depart_t + w
         return [leg]
-    rides = [_ride_leg(tt, prep, r) for r in j.rides]
+    ride_legs = [_ride_legs(tt, prep, r) for r in j.rides]
+    rides = [r[0] for r in ride_legs]  # first leg of each ride (walks join rides)
     legs: list[dict] = []
     acc_stop, acc_w, acc_m = j.access
     if acc_stop not in o.platforms:
@@ -254,7 +285,8 @@ def journey_legs(tt: Timetable, res: SearchResult, j: Journey) -> list[dict]:
                 leg = _walk_leg(tt, prev["to"], ride["from"], ref + prev["_arr"], w, m, prev["_tz"])
                 leg["_dep"], leg["_arr"] = prev["_arr"], prev["_arr"] + w
                 legs.append(leg)
-        legs.append(ride)
+        legs.extend(ride_legs[i])
+        rides[i] = ride_legs[i][-1]  # the next walk leaves from the ride's last leg
     eg_stop, eg_w, eg_m = j.egress
     if eg_stop not in dst.platforms:
         last = rides[-1]
@@ -270,7 +302,7 @@ def _itinerary(tt: Timetable, res: SearchResult, j: Journey) -> dict:
     dep, arr = legs[0]["_dep"], legs[-1]["_arr"]
     tz_dep = legs[0].get("_tz") or next((lg["_tz"] for lg in legs if "_tz" in lg), str(tt.feed_timezones[0]))
     tz_arr = legs[-1].get("_tz") or next((lg["_tz"] for lg in reversed(legs) if "_tz" in lg), tz_dep)
-    rides = sum(1 for lg in legs if lg["mode"] != "WALK")
+    rides = sum(1 for lg in legs if lg["mode"] != "WALK" and not lg.get("in_seat"))  # boardings
     walk_m = sum(lg["distance_m"] for lg in legs if lg["mode"] == "WALK")
     walk_s = sum(lg["_arr"] - lg["_dep"] for lg in legs if lg["mode"] == "WALK")
     ride_s = sum(lg["_arr"] - lg["_dep"] for lg in legs if lg["mode"] != "WALK")
@@ -296,7 +328,7 @@ def _itinerary(tt: Timetable, res: SearchResult, j: Journey) -> dict:
 def generalized_cost(it: dict, req: PlanRequest) -> float:
     """Seconds riding and waiting, walking times ``walk_reluctance``, ``board_cost_s`` per boarding
     (OTP2's defaults: walk reluctance 2, board cost 600 s, wait reluctance 1)."""
-    rides = sum(1 for lg in it["legs"] if lg["mode"] != "WALK")
+    rides = sum(1 for lg in it["legs"] if lg["mode"] != "WALK" and not lg.get("in_seat"))
     return float(it["_ride_s"] + it["_wait_s"] + req.walk_reluctance * it["_walk_s"] + req.board_cost_s * rides)
 
 

@@ -130,7 +130,7 @@ def _trip_index(tt: Timetable, feed: int) -> dict[str, list[int]]:
     if feed in per:
         return per[feed]
     trip_feed = np.asarray(tt.route_feed)[np.asarray(tt.trip_route)]
-    idx = np.flatnonzero(trip_feed == feed)
+    idx = np.flatnonzero((trip_feed == feed) & ~tt.trip_is_combined)  # combined trips follow their parts
     prefix = len(str(tt.feed_ids[feed])) + 1
     out: dict[str, list[int]] = {}
     for t, tid in zip(idx.tolist(), tt.trip_ids[idx].tolist()):
@@ -444,8 +444,10 @@ def _by_route_start(tt: Timetable, feed_id: str, route_id: str, start: int | Non
     per = _ROUTE_START.get(tt)
     if per is None:
         per = {}
+        comb = tt.trip_is_combined
         for t, (r, s) in enumerate(zip(np.asarray(tt.trip_route).tolist(), np.asarray(tt.trip_start_s).tolist())):
-            per.setdefault((r, s), []).append(t)
+            if not comb[t]:
+                per.setdefault((r, s), []).append(t)
         _ROUTE_START[tt] = per
     r = tt.route_index.get(f"{feed_id}:{route_id}")
     if r is None or start is None:
@@ -715,8 +717,66 @@ def realtime_view(tt: Timetable, overlays) -> Timetable:
         rt_trips.extend(tr)
         removed.extend(rm)
         rt_trips.extend(getattr(ov, "added", ()) or ())
+    combined, gone = _combined_rt_trips(tt, rt_trips, removed)
+    rt_trips.extend(combined)
+    removed.extend(gone)
     stamps = {k: v for o in overlays for k, v in (o.feed_timestamps or {o.feed_id: o.timestamp}).items()}
     return _extend_timetable(tt, rt_trips, removed, stamps)
+
+
+def _combined_rt_trips(tt: Timetable, rt_trips: list[RtTrip], removed: list[tuple[int, int]]
+                       ) -> tuple[list[RtTrip], list[tuple[int, int]]]:
+    """A combined (in-seat) trip follows its parts: on a day an update names one of its parts, it stops
+    running as scheduled; unless a part is cancelled that day, a real-time copy runs instead whose times
+    at each part's positions are that part's real-time times (at a position two parts share, the
+    arrival of the earlier and the departure of the later), made non-decreasing along the trip.
+    Returns (copies, [(combined trip, day) removed])."""
+    comb = np.flatnonzero(tt.trip_is_combined)
+    if not len(comb) or not removed:
+        return [], []
+    of_part: dict[int, list[int]] = {}
+    for s in comb.tolist():
+        for q, _fp in tt.trip_parts(s):
+            of_part.setdefault(q, []).append(s)
+    rt_of = {(r.base, r.day): r for r in rt_trips if r.base >= 0}
+    hit = sorted({(s, day) for t, day in removed for s in of_part.get(t, ())
+                  if tt.service_days[int(tt.trip_service[s]), day]})
+    copies: list[RtTrip] = []
+    removed_set = set(removed)
+    for s, day in hit:
+        parts = tt.trip_parts(s)
+        if any((q, day) in removed_set and (q, day) not in rt_of for q, _ in parts):
+            continue  # a part is cancelled that day: so is the combined trip
+        p = int(tt.trip_pattern[s])
+        c = s - int(tt.pattern_trip_offsets[p])
+        ps = tt.pattern_stop_slice(p)
+        a2, d2 = tt.pattern_times(p)
+        arr, dep = a2[:, c].astype(np.int64), d2[:, c].astype(np.int64)
+        sk = np.zeros(len(arr), dtype=bool)
+        for k, (q, fp) in enumerate(parts):
+            r = rt_of.get((q, day))
+            if r is None:
+                continue
+            n = len(r.arr)
+            shared = k > 0 and parts[k - 1][1] + len(tt.pattern_stops[tt.pattern_stop_slice(
+                int(tt.trip_pattern[parts[k - 1][0]]))]) - 1 == fp
+            lo = fp + 1 if shared else fp
+            arr[lo:fp + n] = r.arr[lo - fp:]
+            dep[fp:fp + n] = r.dep
+            sk[fp:fp + n] |= r.skipped
+        inter = np.empty(2 * len(arr), dtype=np.int64)
+        inter[0::2], inter[1::2] = arr, dep
+        inter = np.maximum.accumulate(inter)
+        copies.append(RtTrip(
+            base=s, day=int(day), route=int(tt.trip_route[s]), trip_id=str(tt.trip_ids[s]),
+            stops=np.asarray(tt.pattern_stops[ps]), arr=inter[0::2].astype(np.int32),
+            dep=inter[1::2].astype(np.int32), skipped=sk,
+            pickup=np.asarray(tt.pattern_pickup[ps]), dropoff=np.asarray(tt.pattern_dropoff[ps]),
+            stop_sequence=np.asarray(tt.pattern_stop_sequence[ps]), dist_m=np.asarray(tt.pattern_stop_dist_m[ps]),
+            headsign=str(tt.trip_headsigns[s]), wheelchair=int(tt.trip_wheelchair_accessible[s]),
+            shape=int(tt.trip_shape[s]), frequency=int(tt.trip_frequency[s]),
+            feed_id=str(tt.feed_ids[int(tt.route_feed[int(tt.trip_route[s])])])))
+    return copies, hit
 
 
 def _extend_timetable(tt: Timetable, rt_trips: list[RtTrip], removed: list[tuple[int, int]],
@@ -835,6 +895,13 @@ def _extend_timetable(tt: Timetable, rt_trips: list[RtTrip], removed: list[tuple
     order = np.argsort(all_stop, kind="stable")
     sp_off = np.concatenate([[0], np.cumsum(np.bincount(all_stop, minlength=S))])
     base_trip = np.concatenate([np.full(T, -1, dtype=np.int32), np.asarray([r.base for r in ordered], dtype=np.int32)])
+    # a real-time copy of a combined trip has its parts (the static trips: ids, routes and shapes of its legs)
+    lo = np.asarray(tt.trip_link_offsets, dtype=np.int64)
+    nb = base_trip[T:].astype(np.int64)
+    cnt = np.where(nb >= 0, lo[np.maximum(nb, 0) + 1] - lo[np.maximum(nb, 0)], 0)
+    src = np.concatenate([np.arange(lo[b], lo[b + 1]) for b, k in zip(nb.tolist(), cnt.tolist()) if k] or
+                         [np.zeros(0, np.int64)]).astype(np.int64)
+    link_off = np.concatenate([lo, lo[-1] + np.cumsum(cnt)]).astype(tt.trip_link_offsets.dtype)
     meta = dict(tt.meta)
     meta["realtime"] = {"base_trip": base_trip, "rt_trip": np.arange(T + n_new) >= T, "skipped": skipped_pos,
                         "feeds": dict(feeds), "static": tt}
@@ -850,6 +917,10 @@ def _extend_timetable(tt: Timetable, rt_trips: list[RtTrip], removed: list[tuple
         trip_shape=cat(tt.trip_shape, [r.shape for r in ordered], tt.trip_shape.dtype),
         trip_frequency=cat(tt.trip_frequency, [r.frequency for r in ordered], tt.trip_frequency.dtype),
         trip_start_s=cat(tt.trip_start_s, [int(r.dep[0]) for r in ordered], tt.trip_start_s.dtype),
+        trip_link_offsets=link_off,
+        trip_link_parts=cat(tt.trip_link_parts, np.asarray(tt.trip_link_parts)[src], tt.trip_link_parts.dtype),
+        trip_link_first_pos=cat(tt.trip_link_first_pos, np.asarray(tt.trip_link_first_pos)[src],
+                                tt.trip_link_first_pos.dtype),
         pattern_route=cat(tt.pattern_route, p_route, tt.pattern_route.dtype),
         pattern_n_trips=cat(tt.pattern_n_trips, p_n, tt.pattern_n_trips.dtype),
         pattern_trip_offsets=trip_off,

@@ -59,7 +59,8 @@ PICKUP_REGULAR, PICKUP_NONE, PICKUP_PHONE, PICKUP_DRIVER = 0, 1, 2, 3
 TRANSFER_RECOMMENDED, TRANSFER_TIMED, TRANSFER_MIN_TIME, TRANSFER_FORBIDDEN = 0, 1, 2, 3
 
 #: Bumped whenever the layout or the compiler's semantics change; part of the cache key.
-TIMETABLE_VERSION = "4"  # 4: route/trip-keyed transfer rules kept, named trips in patterns of their own
+TIMETABLE_VERSION = "5"  # 4: route/trip-keyed transfer rules kept, named trips in patterns of their own;
+#                         5: combined trips of in-seat (type 4) links, trip_link_* arrays
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,17 @@ class Timetable:
     trip_shape: np.ndarray  #: (T,) int32 shape index, -1 if none
     trip_frequency: np.ndarray  #: (T,) int8  0 scheduled trip, 1 expanded from frequencies exact_times=1, 2 from exact_times=0
     trip_start_s: np.ndarray  #: (T,) int32 departure at first stop (== pattern_dep of position 0); identifies frequency copies
+    #: Combined trips (transfers.txt type 4, in-seat): a trip whose ``trip_link_offsets[t] ..
+    #: trip_link_offsets[t+1]-1`` range is not empty is a *combined trip* the compiler made of linked trips
+    #: (the rider stays aboard from one onto the next, same service day): ``trip_link_parts`` are the real
+    #: trips it is made of in riding order, ``trip_link_first_pos`` the position in the combined trip where
+    #: each part's first stop is (position ``i`` of the part is ``first_pos + i`` of the combined trip; where
+    #: a part ends at the stop the next starts from, that position is shared: arrival of the earlier part,
+    #: departure of the later). A combined trip runs on the days all its parts run; its ``trip_ids`` entry
+    #: is internal (no GTFS trip has it) and never shown: itineraries show its parts.
+    trip_link_offsets: np.ndarray  #: (T+1,) int32 CSR into trip_link_parts / trip_link_first_pos
+    trip_link_parts: np.ndarray  #: (Y,) int32 trip index of each part (a real trip, never combined)
+    trip_link_first_pos: np.ndarray  #: (Y,) int32 position of the part's first stop in the combined trip
 
     # ---- patterns ---------------------------------------------------------------------
     pattern_route: np.ndarray  #: (P,) int32 route index
@@ -247,6 +259,16 @@ class Timetable:
         a, b = int(self.pattern_time_offsets[p]), int(self.pattern_time_offsets[p + 1])
         n = int(self.pattern_n_trips[p])
         return self.pattern_arr[a:b].reshape(-1, n), self.pattern_dep[a:b].reshape(-1, n)
+
+    @cached_property
+    def trip_is_combined(self) -> np.ndarray:
+        """(T,) bool: the trip is a combined (in-seat) trip, not a GTFS trip (see ``trip_link_offsets``)."""
+        return np.diff(np.asarray(self.trip_link_offsets, dtype=np.int64)) > 0
+
+    def trip_parts(self, t: int) -> list[tuple[int, int]]:
+        """``[(part trip, position of its first stop)]`` of a combined trip; ``[]`` for any other trip."""
+        a, b = int(self.trip_link_offsets[t]), int(self.trip_link_offsets[t + 1])
+        return [(int(self.trip_link_parts[i]), int(self.trip_link_first_pos[i])) for i in range(a, b)]
 
     def pattern_stop_slice(self, p: int) -> slice:
         return slice(int(self.pattern_stop_offsets[p]), int(self.pattern_stop_offsets[p + 1]))

@@ -66,8 +66,10 @@ def _trip_index(tt: Timetable) -> dict[str, list[int]]:
     idx = _TRIP_INDEX.get(tt)
     if idx is None:
         idx = {}
+        combined = tt.trip_is_combined  # in-seat combined trips are internal: legs name their parts
         for t, trip_id in enumerate(tt.trip_ids.tolist()):
-            idx.setdefault(trip_id, []).append(t)
+            if not combined[t]:
+                idx.setdefault(trip_id, []).append(t)
         _TRIP_INDEX[tt] = idx
     return idx
 

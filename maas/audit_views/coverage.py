@@ -124,8 +124,9 @@ def _build_static(tt: Timetable, fares: FareEngine | None) -> _Static:
     bounds = np.searchsorted(r_sorted, np.arange(len(tt.route_ids) + 1))
     route_stations = [np.unique(st_sorted[bounds[r]:bounds[r + 1]]) for r in range(len(tt.route_ids))]
     # unique trips (frequency-expanded copies repeat the id)
-    _, first = np.unique(tt.trip_ids, return_index=True)
-    first.sort()
+    real = np.flatnonzero(~tt.trip_is_combined)  # in-seat combined trips repeat their parts
+    _, first = np.unique(tt.trip_ids[real], return_index=True)
+    first = real[np.sort(first)]
     trip_route = tt.trip_route[first]
     trip_operator = route_ops[trip_route]
     # boarding stops that are served, wheelchair flag inherited from the parent when 0
@@ -173,7 +174,7 @@ def feed_service_stats(tt: Timetable, day: dt.date) -> list[dict[str, Any]]:
     arr_last = tt.pattern_arr[tt.pattern_time_offsets[p] + (length - 1) * n + col]
     dist_m = tt.pattern_stop_dist_m[tt.pattern_stop_offsets[p + 1] - 1].astype(np.float64)
     running = tt.trips_running(tt.day_index(day))
-    trip_feed = tt.route_feed[tt.trip_route]
+    trip_feed = np.where(tt.trip_is_combined, -1, tt.route_feed[tt.trip_route])  # combined trips: not counted
     served_stop = np.diff(tt.stop_pattern_offsets) > 0
     out = []
     for f, feed_id in enumerate(tt.feed_ids.tolist()):
