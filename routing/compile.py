@@ -305,7 +305,7 @@ def _linked_paths(succ: dict[int, list[int]], days: np.ndarray, cap: int) -> tup
     return paths, rows, False
 
 
-def _add_linked_trips(pf: ParsedFeed, report, cap: int = MAX_LINKED_TRIPS) -> _Links | None:
+def _add_linked_trips(pf: ParsedFeed, report, cap: int | None = None) -> _Links | None:
     """Append one *combined trip* per path of transfers.txt type-4 links (in-seat transfers) to ``pf``.
 
     A rider on ``from_trip`` stays aboard onto ``to_trip`` (same service day):
@@ -321,6 +321,7 @@ def _add_linked_trips(pf: ParsedFeed, report, cap: int = MAX_LINKED_TRIPS) -> _L
     trip or a trip without two stop times, and links where ``to_trip`` leaves
     before ``from_trip`` arrives, are dropped with a warning.
     """
+    cap = MAX_LINKED_TRIPS if cap is None else cap
     tr = pf.transfers
     if not len(tr):
         return None

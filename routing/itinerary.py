@@ -11,6 +11,12 @@ Shape (API.md "Itinerary")::
 Times are ISO 8601 with the UTC offset of the leg's feed time zone (walking
 legs use the neighbouring transit leg's feed). Walking legs have ``mode
 "WALK"``, ``duration_s`` and no route/trip (those keys are ``None``).
+
+In-seat transfers (transfers.txt type 4): a ride on a combined trip (see
+``Timetable.trip_link_offsets``) is one leg per linked trip it covers, each with
+its own trip, route and shape; every leg after the first has ``"in_seat": true``
+(the rider stays aboard: no walk between them, not counted in ``transfers`` nor
+as a boarding in the generalized cost). The combined trip's own id is never shown.
 """
 
 from __future__ import annotations
