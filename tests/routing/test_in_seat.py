@@ -145,6 +145,14 @@ def test_chain_of_three_equals_oracle(tmp_path):
     assert [(lg["trip_id"], lg.get("in_seat", False)) for lg in rides] == [
         ("f:T1", False), ("f:W1", True), ("f:W2", True)]
     assert it["transfers"] == 0
+    # arrive-by and a departure window find the same in-seat ride
+    for r in (PlanRequest("f:A", "f:B", arrive_by=datetime(2025, 3, 5, 9, 0, tzinfo=TZ), max_transfers=0),
+              PlanRequest("f:A", "f:B", depart_at=datetime(2025, 3, 5, 7, 0, tzinfo=TZ), window_s=7200,
+                          max_transfers=0)):
+        its = [i for i in plan(tt, r) if i["departure"].startswith(WED.isoformat())]
+        assert [[(lg["trip_id"], lg.get("in_seat", False)) for lg in i["legs"]] for i in its] == [
+            [("f:T1", False), ("f:W1", True), ("f:W2", True)]]
+        assert its[0]["transfers"] == 0
     # boarding in the middle of the chain: W1 then W2, still in seat
     tt, req, got, want = _compare(feed, "X1", "B", WED, 0)
     assert got[1:] == want[1:] and got[-1] == _t(WED, 8, 45)
