@@ -957,8 +957,7 @@ class _Parser:
         ok &= ~nostop
         keyed = ok & ((fr >= 0) | (tr >= 0) | (ft >= 0) | (tt >= 0))
         if keyed.any():
-            self.warn(f"transfers.txt: {int(keyed.sum())} route/trip-specific or linked-trip rule(s) are kept in "
-                      "the timetable but not used by the journey search (its change times are per stop)")
+            self.r.counts["transfer_rules_keyed"] = int(keyed.sum())  # see routing.transfer_graph
         return pd.DataFrame({
             "from_stop": fs[ok], "to_stop": ts[ok], "from_route": fr[ok], "to_route": tr[ok],
             "from_trip": ft[ok], "to_trip": tt[ok], "transfer_type": ttype[ok], "min_transfer_time": mt[ok],

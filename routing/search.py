@@ -70,6 +70,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from routing import kernels as K
+from routing import transfer_graph
 from routing.errors import InvalidQuery, UnknownStop
 from routing.fares import UNPRICED, FareTables
 from routing.realtime import view_for
@@ -172,19 +173,23 @@ class _Net:
         self.pattern_time_offsets = np.ascontiguousarray(tt.pattern_time_offsets, dtype=np.int64)
         self.pattern_n_trips = np.ascontiguousarray(tt.pattern_n_trips, dtype=np.int64)
         self.pattern_trip_offsets = np.ascontiguousarray(tt.pattern_trip_offsets, dtype=np.int64)
-        self.stop_pattern_offsets = np.ascontiguousarray(tt.stop_pattern_offsets, dtype=np.int64)
-        self.stop_patterns = np.ascontiguousarray(tt.stop_patterns, dtype=np.int32)
+        g = _derived(tt).graph  # route/trip-keyed transfer rules: patterns stop at rule nodes (routing.transfer_graph)
+        src = tt if g is None else g
+        self.node_stop = _derived(tt).node_stop
+        n_nodes = tt.n_stops if g is None else g.n_nodes
+        self.stop_pattern_offsets = np.ascontiguousarray(src.stop_pattern_offsets, dtype=np.int64)
+        self.stop_patterns = np.ascontiguousarray(src.stop_patterns, dtype=np.int32)
         if not reverse:
-            self.pattern_stops = np.ascontiguousarray(tt.pattern_stops, dtype=np.int32)
+            self.pattern_stops = np.ascontiguousarray(src.pattern_stops, dtype=np.int32)
             self.pattern_pickup = np.ascontiguousarray(tt.pattern_pickup, dtype=np.int8)
             self.pattern_dropoff = np.ascontiguousarray(tt.pattern_dropoff, dtype=np.int8)
             self.pattern_arr = np.ascontiguousarray(tt.pattern_arr if arr is None else arr, dtype=np.int32)
             self.pattern_dep = np.ascontiguousarray(tt.pattern_dep if dep is None else dep, dtype=np.int32)
             self.pattern_dep = _conservative_boarding(tt, self.pattern_dep)
-            self.stop_pattern_pos = np.ascontiguousarray(tt.stop_pattern_pos, dtype=np.int32)
+            self.stop_pattern_pos = np.ascontiguousarray(src.stop_pattern_pos, dtype=np.int32)
             self.trip_perm = None
-            self.footpath_offsets = np.ascontiguousarray(tt.footpath_offsets, dtype=np.int64)
-            self.footpath_to = np.ascontiguousarray(tt.footpath_to, dtype=np.int32)
+            self.footpath_offsets = np.ascontiguousarray(src.footpath_offsets, dtype=np.int64)
+            self.footpath_to = np.ascontiguousarray(src.footpath_to, dtype=np.int32)
         else:
             fwd = fwd if fwd is not None else _derived(tt).fwd
             (self.pattern_stops, self.pattern_pickup, self.pattern_dropoff, self.pattern_arr, self.pattern_dep,
@@ -196,15 +201,15 @@ class _Net:
             d = _derived(tt)
             self.footpath_offsets, self.footpath_to = d.fp_t_offsets, d.fp_t_to
         if not reverse:
-            frm = np.repeat(np.arange(tt.n_stops), np.diff(tt.footpath_offsets))
-            order = np.argsort(np.asarray(tt.footpath_to), kind="stable")
+            frm = np.repeat(np.arange(n_nodes), np.diff(self.footpath_offsets))
+            order = np.argsort(np.asarray(self.footpath_to), kind="stable")
             self.rev_footpath_to = np.ascontiguousarray(frm[order], dtype=np.int32)
-            counts = np.bincount(np.asarray(tt.footpath_to), minlength=tt.n_stops)
+            counts = np.bincount(np.asarray(self.footpath_to), minlength=n_nodes)
             self.rev_footpath_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
             self.footpath_t_perm = order
         else:
-            self.rev_footpath_offsets = np.ascontiguousarray(tt.footpath_offsets, dtype=np.int64)
-            self.rev_footpath_to = np.ascontiguousarray(tt.footpath_to, dtype=np.int32)
+            self.rev_footpath_offsets = np.ascontiguousarray(src.footpath_offsets, dtype=np.int64)
+            self.rev_footpath_to = np.ascontiguousarray(src.footpath_to, dtype=np.int32)
 
     def tt_args(self) -> tuple:
         return (self.pattern_stop_offsets, self.pattern_stops, self.pattern_pickup, self.pattern_dropoff,
@@ -275,9 +280,19 @@ class _Derived:
         wb[inherit] = np.asarray(tt.stop_wheelchair_boarding)[par[inherit]]
         self.stop_wheelchair_ok = wb == 1
         self.trip_wheelchair_ok = np.asarray(tt.trip_wheelchair_accessible) == 1
-        self.footpath_from = np.repeat(np.arange(tt.n_stops), np.diff(tt.footpath_offsets)).astype(np.int64)
         self.stop_lat = np.asarray(tt.stop_lat, dtype=np.float64)
-        self.footpath_m = np.asarray(tt.footpath_m, dtype=np.float64)
+        # the kernels' stops: the timetable's, plus a node per stop and route / trip a transfer rule names
+        self.graph = transfer_graph.build(tt)
+        g = self.graph
+        self.n_nodes = tt.n_stops if g is None else g.n_nodes
+        self.node_stop = np.arange(tt.n_stops, dtype=np.int32) if g is None else g.node_stop
+        self.nodes_of = {} if g is None else g.nodes_of()
+        self.footpath_m = np.asarray(tt.footpath_m if g is None else g.footpath_m, dtype=np.float64)
+        self.footpath_s = np.asarray(tt.footpath_s if g is None else g.footpath_s, dtype=np.int64)
+        self.footpath_walkable = None if g is None else g.footpath_walkable
+        change = np.where(np.asarray(tt.stop_no_transfer, dtype=bool), -1,
+                          np.asarray(tt.stop_min_change_s, dtype=np.int64))
+        self.stop_change_base = change if g is None else np.asarray(g.change_s, dtype=np.int64)
         self.stop_location_type = np.asarray(tt.stop_location_type)
         self.stop_lon = np.asarray(tt.stop_lon, dtype=np.float64)
         self._fwd: _Net | None = None
@@ -418,7 +433,7 @@ def _state(tt: Timetable, reverse: bool, max_rounds: int) -> _State:
     key = (reverse, max_rounds)
     st = per_tt.get(key)
     if st is None:
-        st = per_tt[key] = _State(tt.n_stops, tt.n_patterns, max_rounds)
+        st = per_tt[key] = _State(_derived(tt).n_nodes, tt.n_patterns, max_rounds)
     return st
 
 
@@ -497,7 +512,7 @@ def _filters(tt: Timetable, d: _Derived, day_index: tuple[int, ...], req: PlanRe
         cs = np.concatenate([[0], np.cumsum(bit)])
         per_pattern[:, slot] = (cs[offs[1:]] - cs[offs[:-1]]) > 0
     pattern_ok = per_pattern.any(axis=1) & nonempty
-    stop_ok = d.stop_wheelchair_ok.copy() if req.wheelchair else np.ones(tt.n_stops, dtype=bool)
+    stop_ok = d.stop_wheelchair_ok[d.node_stop] if req.wheelchair else np.ones(d.n_nodes, dtype=bool)
     out = (slots, per_pattern, pattern_ok, stop_ok, run_lists(slots, tt.pattern_trip_offsets, tt.n_patterns))
     if len(cache) > 64:
         cache.clear()
@@ -510,12 +525,11 @@ def _walking(tt: Timetable, d: _Derived, req: PlanRequest) -> tuple[np.ndarray, 
     hit = d.cache.get(key)
     if hit is not None:
         return hit
-    m = np.asarray(tt.footpath_m, dtype=np.float64)
-    walk = np.maximum(np.asarray(tt.footpath_s, dtype=np.int64), np.ceil(m / req.walk_speed_m_s).astype(np.int64))
+    m = d.footpath_m
+    walk = np.maximum(d.footpath_s, np.ceil(m / req.walk_speed_m_s).astype(np.int64))
     walk[m > req.max_walk_m] = -1
     change = np.where(walk >= 0, np.maximum(walk, req.min_change_s), -1).astype(np.int64)
-    stop_change = np.maximum(np.asarray(tt.stop_min_change_s, dtype=np.int64), req.min_change_s)
-    stop_change[np.asarray(tt.stop_no_transfer, dtype=bool)] = -1
+    stop_change = np.where(d.stop_change_base < 0, -1, np.maximum(d.stop_change_base, req.min_change_s))
     change_t = np.ascontiguousarray(change[d.fp_t_perm])
     walk_t = np.ascontiguousarray(walk[d.fp_t_perm])
     out = (walk, change, stop_change, change_t, walk_t)
@@ -577,7 +591,7 @@ def _resolve(tt: Timetable, text: str, req: PlanRequest, prep: _Prepared, outgoi
         dist = haversine_m(lat, lon, d.stop_lat[cand], d.stop_lon[cand])
         sel = dist <= req.max_walk_m
         near = {int(s): (int(math.ceil(m / req.walk_speed_m_s)), float(m)) for s, m in zip(cand[sel], dist[sel])}
-        return _Endpoint(text, None, lat, lon, [], near)
+        return _Endpoint(text, None, lat, lon, [], _with_nodes(d, near))
     idx = tt.find_stop(text)
     if idx is None:
         raise UnknownStop(f"unknown stop {text!r}", details={"stop_id": text})
@@ -587,12 +601,13 @@ def _resolve(tt: Timetable, text: str, req: PlanRequest, prep: _Prepared, outgoi
     walk = prep.footpath_walk_s
     fwd = d.fwd
     fp_m = d.footpath_m
+    ok = d.footpath_walkable  # rule edges are transfers between vehicles, not walks from / to a place
     if outgoing:
         for s in platforms:
             for e in range(int(fwd.footpath_offsets[s]), int(fwd.footpath_offsets[s + 1])):
                 w = int(walk[e])
                 v = int(fwd.footpath_to[e])
-                if w >= 0 and (v not in near or near[v][0] > w):
+                if w >= 0 and (ok is None or ok[e]) and (v not in near or near[v][0] > w):
                     near[v] = (w, float(fp_m[e]))
     else:
         t_off, t_to, t_perm = d.fp_t_offsets, d.fp_t_to, d.fp_t_perm
@@ -601,9 +616,30 @@ def _resolve(tt: Timetable, text: str, req: PlanRequest, prep: _Prepared, outgoi
                 fe = int(t_perm[e])
                 w = int(walk[fe])
                 u = int(t_to[e])
-                if w >= 0 and (u not in near or near[u][0] > w):
+                if w >= 0 and (ok is None or ok[fe]) and (u not in near or near[u][0] > w):
                     near[u] = (w, float(fp_m[fe]))
-    return _Endpoint(text, idx, float(d.stop_lat[idx]), float(d.stop_lon[idx]), platforms, near)
+    return _Endpoint(text, idx, float(d.stop_lat[idx]), float(d.stop_lon[idx]), platforms, _with_nodes(d, near))
+
+
+def _with_nodes(d: _Derived, near: dict[int, tuple[int, float]]) -> dict[int, tuple[int, float]]:
+    """``near`` (stop -> walk) plus the rule nodes of those stops (:mod:`routing.transfer_graph`), reached alike."""
+    if not d.nodes_of:
+        return near
+    out = dict(near)
+    for s, v in near.items():
+        for n in d.nodes_of.get(s, ()):
+            out[n] = v
+    return out
+
+
+def _on_stops(j: Journey, node_stop: np.ndarray) -> Journey:
+    """A journey found on rule nodes told on the timetable's stops."""
+    def m(x: int) -> int:
+        return x if x < 0 else int(node_stop[x])
+    j.access = (m(j.access[0]),) + tuple(j.access[1:])
+    j.egress = (m(j.egress[0]),) + tuple(j.egress[1:])
+    j.transfers = [(m(a), m(b)) for a, b in j.transfers]
+    return j
 
 
 def _direct_walk(tt: Timetable, o: _Endpoint, dst: _Endpoint, req: PlanRequest) -> tuple[int, float] | None:
@@ -679,7 +715,7 @@ def _reconstruct(net: _Net, st: _State, prep: _Prepared, k: int, origin_near: di
         gaps = [(f, t) for f, t in reversed(gaps)]
         acc = origin_near[first_stop]
         egr = dest_near[last_stop]
-        return Journey(chain, (first_stop, acc[0], acc[1]), (last_stop, egr[0], egr[1]), gaps)
+        return _on_stops(Journey(chain, (first_stop, acc[0], acc[1]), (last_stop, egr[0], egr[1]), gaps), net.node_stop)
     # reversed network: convert positions / columns back; chain is already in travel order
     rides = []
     for p, c, slot, b, a in chain:
@@ -689,7 +725,7 @@ def _reconstruct(net: _Net, st: _State, prep: _Prepared, k: int, origin_near: di
     gaps = [(t, f) for f, t in gaps]
     acc = origin_near[last_stop]
     egr = dest_near[first_stop]
-    return Journey(rides, (last_stop, acc[0], acc[1]), (first_stop, egr[0], egr[1]), gaps)
+    return _on_stops(Journey(rides, (last_stop, acc[0], acc[1]), (first_stop, egr[0], egr[1]), gaps), net.node_stop)
 
 
 def prep_shift(prep: _Prepared, net: _Net, p: int, slot: int) -> int:
@@ -905,8 +941,8 @@ def mc_search(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: _End
     acc_stops = np.fromiter(o.near.keys(), dtype=np.int32, count=len(o.near))
     acc_s = np.fromiter((v[0] for v in o.near.values()), dtype=np.int64, count=len(o.near))
     acc_m = np.fromiter((int(math.ceil(v[1])) for v in o.near.values()), dtype=np.int64, count=len(o.near))
-    egress_s = np.full(tt.n_stops, -1, dtype=np.int64)
-    egress_m = np.zeros(tt.n_stops, dtype=np.int64)
+    egress_s = np.full(d.n_nodes, -1, dtype=np.int64)
+    egress_m = np.zeros(d.n_nodes, dtype=np.int64)
     for s, (w, m) in dst.near.items():
         egress_s[s] = w
         egress_m[s] = int(math.ceil(m))
@@ -937,7 +973,8 @@ def mc_search(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: _End
         if lab < 0 or (arr, walk, k) in seen:
             continue
         seen.add((arr, walk, k))
-        out.append(_label_journey(o, dst, lab, eg, (L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a)))
+        out.append(_on_stops(_label_journey(o, dst, lab, eg, (L_kind, L_parent, L_stop, L_p, L_c, L_slot, L_b, L_a)),
+                             net.node_stop))
     return out
 
 
@@ -1118,7 +1155,7 @@ def _fare_kernel_inputs(tt: Timetable, tables: FareTables) -> tuple:
         tables.validate(tt.route_ids.shape[0], tt.n_stops)
         route_net = np.asarray(tables.route_network, dtype=np.int64)
         pattern_net = np.ascontiguousarray(route_net[np.asarray(tt.pattern_route, dtype=np.int64)], dtype=np.int32)
-        stop_area = np.ascontiguousarray(tables.stop_area, dtype=np.int32)
+        stop_area = np.ascontiguousarray(np.asarray(tables.stop_area)[_derived(tt).node_stop], dtype=np.int32)
         dist = np.ascontiguousarray(tt.pattern_stop_dist_m, dtype=np.float32)
         args = tables.kernel_args()
         net_joins = np.ascontiguousarray(np.asarray(tables.join, dtype=bool).any(axis=1)) if tables.n_networks \
@@ -1201,7 +1238,8 @@ def fare_search(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: _E
     not priced by the tables).
     """
     if not _fare_kernel_inputs(tt, tables)[6]:
-        return _fare_journeys(o, dst, [_fare_run(tt, prep, net, o, dst, t, rounds, tables, max_fare, False, INF)])
+        return _fare_journeys(o, dst, [_fare_run(tt, prep, net, o, dst, t, rounds, tables, max_fare, False, INF)],
+                              node_stop=net.node_stop)
     window = fare_search_window(tt, prep, net, o, dst, t, rounds, tables, horizon)
     if window is None:
         return []
@@ -1219,8 +1257,8 @@ def fare_search(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: _E
     if full is None:
         _log.warning("fare search: label budget exceeded (%d rides, window %d s); first reachable trips only",
                      rounds, t_max - t_start)
-        return _fare_journeys(o, dst, [first], max_fare=max_fare)
-    return _fare_journeys(o, dst, [full, first], max_fare=max_fare, t_max=t_max)
+        return _fare_journeys(o, dst, [first], max_fare=max_fare, node_stop=net.node_stop)
+    return _fare_journeys(o, dst, [full, first], max_fare=max_fare, t_max=t_max, node_stop=net.node_stop)
 
 
 def fare_search_window(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: _Endpoint, t: int,
@@ -1243,7 +1281,7 @@ def _latest_times(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: 
                   rounds: int) -> tuple[np.ndarray, np.ndarray]:
     """``(A, B)`` of :func:`routing.kernels._latest_times`: per rides left and stop, the latest vehicle arrival
     (``A``) and boarding (``B``) from which ``dst`` is reached by ``t_arr``."""
-    egress_s = np.full(tt.n_stops, -1, dtype=np.int64)
+    egress_s = np.full(_derived(tt).n_nodes, -1, dtype=np.int64)
     for s, (w, _m) in dst.near.items():
         egress_s[s] = w
     return K._latest_times(
@@ -1257,7 +1295,7 @@ def _fare_bounds(tt: Timetable, prep: _Prepared, net: _Net, dst: _Endpoint, tabl
                  rounds: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`routing.kernels._fare_lower_bounds`: per rides left and stop, a lower bound of the fare still to pay."""
     pattern_net, stop_area, _dist, ft = _fare_kernel_inputs(tt, tables)[:4]
-    egress_s = np.full(tt.n_stops, -1, dtype=np.int64)
+    egress_s = np.full(_derived(tt).n_nodes, -1, dtype=np.int64)
     for s, (w, _m) in dst.near.items():
         egress_s[s] = w
     return K._fare_lower_bounds(net.pattern_stop_offsets, net.pattern_stops, net.pattern_pickup, net.pattern_dropoff,
@@ -1290,7 +1328,7 @@ def _fare_run(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: _End
     timed = has_timed if timed is None else timed
     acc_stops = np.fromiter(o.near.keys(), dtype=np.int32, count=len(o.near))
     acc_s = np.fromiter((v[0] for v in o.near.values()), dtype=np.int64, count=len(o.near))
-    egress_s = np.full(tt.n_stops, -1, dtype=np.int64)
+    egress_s = np.full(_derived(tt).n_nodes, -1, dtype=np.int64)
     for s, (w, _m) in dst.near.items():
         egress_s[s] = w
     # boarding later trips (time-limited transfers) makes more labels: start with a larger pool than a rerun costs
@@ -1322,7 +1360,7 @@ def _fare_run(tt: Timetable, prep: _Prepared, net: _Net, o: _Endpoint, dst: _End
 
 
 def _fare_journeys(o: _Endpoint, dst: _Endpoint, runs: list[tuple], max_fare: int | None = None,
-                   t_max: int = INF) -> list[Journey]:
+                   t_max: int = INF, node_stop: np.ndarray | None = None) -> list[Journey]:
     """The journeys of the Pareto-optimal targets of fare runs (one per (arrival, fare, rides)), first run first;
     targets above ``max_fare`` or arriving after ``t_max`` left out."""
     rows = [r + [i] for i, (n_t, tgt, _lab) in enumerate(runs) for r in tgt[:n_t].tolist()
@@ -1335,7 +1373,8 @@ def _fare_journeys(o: _Endpoint, dst: _Endpoint, runs: list[tuple], max_fare: in
         if (arr, fare, k) in seen:
             continue
         seen.add((arr, fare, k))
-        out.append(_label_journey(o, dst, lab, eg, runs[run][2], None if fare >= UNPRICED else int(fare)))
+        j = _label_journey(o, dst, lab, eg, runs[run][2], None if fare >= UNPRICED else int(fare))
+        out.append(j if node_stop is None else _on_stops(j, node_stop))
     return out
 
 

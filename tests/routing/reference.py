@@ -788,7 +788,8 @@ class TransferRules:
             a, b = self._stop_rank(fs, q), self._stop_rank(ts, u)
             if a is None or b is None or not fs or not ts:
                 continue
-            trips, routes = bool(ft) + bool(tt), bool(fr) + bool(tr)
+            # a side naming its trip and route ranks as the trip (GTFS: from_trip_id takes precedence)
+            trips, routes = bool(ft) + bool(tt), bool(fr and not ft) + bool(tr and not tt)
             rank = {(2, 0): 6, (1, 1): 5, (1, 0): 4, (0, 2): 3, (0, 1): 2, (0, 0): 1}[(trips, routes)]
             key = (rank, a + b)
             if best_key is None or key > best_key:

@@ -223,34 +223,27 @@ def rules_feed(tmp_path, name: str, rules: str):
 
 
 STOP5 = "X1,X1,,,,,2,300\n"  # five minutes to change at X1
-# (case, transfers.txt rows, max transfers, arrival at B or None, the search honours it today)
+# (case, transfers.txt rows, max transfers, arrival at B or None)
 CASES = [
-    ("stop_min_time", STOP5, 1, (8, 35), True),
-    ("stop_forbidden", "X1,X1,,,,,3,\n", 1, None, True),
-    ("stop_timed", "X1,X1,,,,,1,\n", 1, (8, 30), True),
-    ("station_vs_platform", "XS,XS,,,,,3,\nX1,X1,,,,,2,300\n", 1, (8, 35), True),
-    ("stop_in_seat_not_linked", STOP5, 0, None, True),  # block_id alone is no in-seat transfer
-    ("route_timed_over_stop", STOP5 + "X1,X1,R1,R2,,,1,\n", 1, (8, 30), False),
-    ("route_min_time_over_stop", STOP5 + "X1,X1,R1,R2,,,2,120\n", 1, (8, 32), False),
-    ("route_forbidden", STOP5 + "X1,X1,R1,R2,,,3,\nX1,X1,R1,R3,,,2,300\n", 1, (8, 36), False),
-    ("trip_over_route", STOP5 + "X1,X1,R1,R2,,,3,\nX1,X1,,,T1,U2,2,120\n", 1, (8, 32), False),
-    ("trip_and_route_over_route", STOP5 + "X1,X1,R1,R2,,,3,\nX1,X1,,R2,T1,,1,\n", 1, (8, 30), False),
-    ("one_trip_over_routes", STOP5 + "X1,X1,R1,R2,,,1,\nX1,X1,,,T1,,3,\n", 1, None, False),
-    ("in_seat", "X1,X1,,,,,3,\n,,,,T1,W1,4,\n", 0, (8, 31), False),
-    ("in_seat_not_allowed", "X1,X1,,,,,3,\n,,,,T1,W1,5,\n", 1, None, True),
-    ("in_seat_not_allowed_transfer", STOP5 + ",,,,T1,W1,5,\n", 1, (8, 35), True),
+    ("stop_min_time", STOP5, 1, (8, 35)),
+    ("stop_forbidden", "X1,X1,,,,,3,\n", 1, None),
+    ("stop_timed", "X1,X1,,,,,1,\n", 1, (8, 30)),
+    ("station_vs_platform", "XS,XS,,,,,3,\nX1,X1,,,,,2,300\n", 1, (8, 35)),
+    ("stop_in_seat_not_linked", STOP5, 0, None),  # block_id alone is no in-seat transfer
+    ("route_timed_over_stop", STOP5 + "X1,X1,R1,R2,,,1,\n", 1, (8, 30)),
+    ("route_min_time_over_stop", STOP5 + "X1,X1,R1,R2,,,2,120\n", 1, (8, 32)),
+    ("route_forbidden", STOP5 + "X1,X1,R1,R2,,,3,\nX1,X1,R1,R3,,,2,300\n", 1, (8, 36)),
+    ("trip_over_route", STOP5 + "X1,X1,R1,R2,,,3,\nX1,X1,,,T1,U2,2,120\n", 1, (8, 32)),
+    ("trip_and_route_over_route", STOP5 + "X1,X1,R1,R2,,,3,\nX1,X1,,R2,T1,,1,\n", 1, (8, 30)),
+    ("one_trip_over_routes", STOP5 + "X1,X1,R1,R2,,,1,\nX1,X1,,,T1,,3,\n", 1, None),
+    ("in_seat", "X1,X1,,,,,3,\n,,,,T1,W1,4,\n", 0, (8, 31)),
+    ("in_seat_not_allowed", "X1,X1,,,,,3,\n,,,,T1,W1,5,\n", 1, None),
+    ("in_seat_not_allowed_transfer", STOP5 + ",,,,T1,W1,5,\n", 1, (8, 35)),
 ]
 
 
-def _case_params():
-    for case in CASES:
-        marks = [] if case[4] else [pytest.mark.xfail(
-            strict=True, reason="the search does not honour route/trip-keyed rules or linked trips yet")]
-        yield pytest.param(case, id=case[0], marks=marks)
-
-
 def _rules_query(tmp_path, case):
-    name, rules, max_transfers, want_hm, _ = case
+    name, rules, max_transfers, want_hm = case
     feed = rules_feed(tmp_path, name, rules)
     day = date(2025, 3, 5)
     tz = ZoneInfo("Europe/Berlin")
@@ -271,7 +264,7 @@ def test_oracle_honours_transfer_rules(tmp_path, case):
     assert got[-1] == want
 
 
-@pytest.mark.parametrize("case", list(_case_params()))
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_router_matches_rules_oracle(tmp_path, case):
     feed, day, t0, max_transfers, want = _rules_query(tmp_path, case)
     tt = compile_timetable([FeedSource("f", feed, "f")])
@@ -283,6 +276,7 @@ def test_router_matches_rules_oracle(tmp_path, case):
                                      TransferRules.from_gtfs([("f", feed)]))
     assert got[1:] == oracle[1:]
     assert got[-1] == want
+    _plan_arrives(tt, req, want)
 
 
 def walk_feed(tmp_path, name: str, rules: str):
@@ -326,21 +320,21 @@ def walk_feed(tmp_path, name: str, rules: str):
 
 WALK10 = "X1,Y1,,,,,2,600\n"  # ten minutes from X1 to Y1
 WALK_CASES = [
-    ("walk_generic", "", 1, (8, 32), True),
-    ("walk_stop_min_time", WALK10, 1, (8, 40), True),
-    ("walk_route_forbidden", "X1,Y1,R1,R2,,,3,\n", 1, None, False),
-    ("walk_station_route_forbidden", "XS,YS,R1,R2,,,3,\n", 1, None, False),
-    ("walk_route_min_time_over_stop", WALK10 + "X1,Y1,R1,R2,,,2,120\n", 1, (8, 32), False),
-    ("walk_route_timed_over_stop", WALK10 + "X1,Y1,R1,R2,,,1,\n", 1, (8, 32), False),
-    ("linked_chain", "X1,X1,,,,,3,\nZ,Z,,,,,3,\n,,,,T1,W1,4,\n,,,,W1,W2,4,\n", 0, (8, 45), False),
+    ("walk_generic", "", 1, (8, 32)),
+    ("walk_stop_min_time", WALK10, 1, (8, 40)),
+    ("walk_route_forbidden", "X1,Y1,R1,R2,,,3,\n", 1, None),
+    ("walk_station_route_forbidden", "XS,YS,R1,R2,,,3,\n", 1, None),
+    ("walk_route_min_time_over_stop", WALK10 + "X1,Y1,R1,R2,,,2,120\n", 1, (8, 32)),
+    ("walk_route_timed_over_stop", WALK10 + "X1,Y1,R1,R2,,,1,\n", 1, (8, 32)),
+    ("linked_chain", "X1,X1,,,,,3,\nZ,Z,,,,,3,\n,,,,T1,W1,4,\n,,,,W1,W2,4,\n", 0, (8, 45)),
     # W1 -> W2 not linked and no change at Z: the walk to Y1 remains
-    ("linked_chain_broken", "X1,X1,,,,,3,\nZ,Z,,,,,3,\n,,,,T1,W1,4,\n", 2, (8, 32), True),
+    ("linked_chain_broken", "X1,X1,,,,,3,\nZ,Z,,,,,3,\n,,,,T1,W1,4,\n", 2, (8, 32)),
 ]
 
 
 @pytest.mark.parametrize("case", WALK_CASES, ids=[c[0] for c in WALK_CASES])
 def test_oracle_honours_rules_between_stops(tmp_path, case):
-    name, rules, max_transfers, want_hm, _ = case
+    name, rules, max_transfers, want_hm = case
     feed = walk_feed(tmp_path, name, rules)
     tz = ZoneInfo("Europe/Berlin")
     t0 = datetime(2025, 3, 5, 7, 55, tzinfo=tz)
@@ -353,10 +347,18 @@ def test_oracle_honours_rules_between_stops(tmp_path, case):
     assert got[-1] == want
     req = PlanRequest("f:A", "f:B", depart_at=t0, max_transfers=max_transfers)
     router = earliest_arrival(tt, req)
-    if case[4]:
-        assert router[1:] == got[1:]
-    else:  # documents the gap: the search judges these transfers by the stop rules only
-        assert router[-1] != want
+    assert router[1:] == got[1:]
+    _plan_arrives(tt, req, want)
+
+
+def _plan_arrives(tt, req, want):
+    """The itineraries ``plan`` returns (McRAPTOR, filters, legs) arrive no earlier than the rules allow, and
+    the fastest when the oracle says."""
+    arrivals = [int(datetime.fromisoformat(it["arrival"]).timestamp()) for it in plan(tt, req)]
+    if want is None:
+        assert arrivals == []
+    else:
+        assert min(arrivals) == want
 
 
 def test_rules_oracle_agrees_with_plain_oracle_on_random_stop_rules(tmp_path):
