@@ -327,3 +327,114 @@ def test_combined_trips_survive_the_cache(tmp_path):
     t0 = datetime(2025, 3, 5, 7, 55, tzinfo=TZ)
     req = PlanRequest("f:A", "f:B", depart_at=t0, max_transfers=0)
     assert earliest_arrival(back, req) == earliest_arrival(tt, req)
+
+
+# ---------------------------------------------------------------------------------------------
+# random networks with random linked trips, against the rule-aware oracle
+
+RANDOM_NETWORKS = 30
+
+
+def _random_links(rng, tables: dict[str, str]) -> dict[str, str]:
+    """Add linked trips to a random network: new trips leaving (or near) where a trip ends, after it
+    arrives, on services of their own (so some links run on some days only), sometimes chained; links
+    between existing trips where valid; transfers.txt rewritten with trip columns."""
+    from reference import _hms, _seconds
+
+    stops = [r.split(",")[0] for r in tables["stops.txt"].splitlines()[1:]]
+    rows = [r.split(",") for r in tables["stop_times.txt"].splitlines()[1:]]
+    by_trip: dict[str, list[list[str]]] = {}
+    for r in rows:
+        by_trip.setdefault(r[0], []).append(r)
+    ends = {t: (rs[0][3], _seconds(rs[0][1]), _seconds(rs[0][2]), rs[-1][3], _seconds(rs[-1][1]),
+                _seconds(rs[-1][2])) for t, rs in by_trip.items()}
+    trips = tables["trips.txt"].splitlines()
+    routes = tables["routes.txt"].splitlines()
+    st = tables["stop_times.txt"].splitlines()
+    links: list[tuple[str, str]] = []
+    froms = list(ends)
+    for i in range(int(rng.integers(2, 6))):
+        a = froms[int(rng.integers(0, len(froms)))]
+        _s0, _a0, _d0, last, arr_l, dep_l = ends[a]
+        merged = rng.random() < 0.7
+        first = last if merged else stops[int(rng.integers(0, len(stops)))]
+        t = (arr_l if merged else dep_l) + int(rng.integers(0, 6)) * 60
+        seq = [first] + [s for s in rng.permutation(stops).tolist() if s != first][:int(rng.integers(1, 4))]
+        w = f"L{i}"
+        routes.append(f"RL{i},L{i},3")
+        trips.append(f"RL{i},{rng.choice(['WK', 'WE', 'WK'])},{w}")
+        out = []
+        for k, s in enumerate(seq):
+            dep = t + (60 if rng.random() < 0.2 else 0)
+            pu, do = int(rng.random() < 0.1), int(rng.random() < 0.1)
+            out.append([w, _hms(t), _hms(dep), s, str(k + 1), str(pu), str(do)])
+            t = dep + int(rng.integers(1, 12)) * 60
+        st.extend(",".join(r) for r in out)
+        ends[w] = (out[0][3], _seconds(out[0][1]), _seconds(out[0][2]), out[-1][3], _seconds(out[-1][1]),
+                   _seconds(out[-1][2]))
+        links.append((a, w))
+        froms.append(w)  # later new trips may continue this one (chains)
+    for a in ends:  # links between existing trips where the times allow
+        for b in ends:
+            if a != b and rng.random() < 0.05:
+                la, aa, da = ends[a][3], ends[a][4], ends[a][5]
+                fb, ab, db = ends[b][0], ends[b][1], ends[b][2]
+                if (fb == la and db >= aa) or (fb != la and ab >= da):
+                    links.append((a, b))
+    tr = ["from_stop_id,to_stop_id,from_route_id,to_route_id,from_trip_id,to_trip_id,transfer_type,min_transfer_time"]
+    for r in tables["transfers.txt"].splitlines()[1:]:
+        f = r.split(",")
+        tr.append(f"{f[0]},{f[1]},,,,,{f[2]},{f[3]}")
+    tr.extend(f",,,,{a},{b},4," for a, b in links)
+    return {**tables, "routes.txt": "\n".join(routes), "trips.txt": "\n".join(trips),
+            "stop_times.txt": "\n".join(st), "transfers.txt": "\n".join(tr)}
+
+
+@pytest.mark.parametrize("seed", range(RANDOM_NETWORKS))
+def test_random_linked_trips_equal_oracle(tmp_path, seed):
+    from reference import random_feed_tables
+    from test_oracle_random import _net, _queries
+
+    from routing.compile import CompileOptions
+
+    rng = np.random.default_rng(1000 + seed)
+    tables = _random_links(rng, random_feed_tables(rng))
+    path = write_gtfs(tmp_path / "feed", tables, timezone="Europe/Berlin")
+    tt = compile_timetable([FeedSource("x", path, "op")], CompileOptions(walk_radius_m=float(rng.choice([0.0, 300.0]))))
+    assert tt.trip_is_combined.any()
+    day = date(2025, 3, 5) + timedelta(days=int(rng.integers(0, 3)))
+    rules = TransferRules.from_gtfs([("x", path)])
+    nets: dict = {}
+    combined_ids = set(tt.trip_ids[tt.trip_is_combined].tolist())
+    # the queries of test_oracle_random plus ones from the start of every linked trip's first part
+    qs = list(_queries(rng, tt, day))
+    for t in np.flatnonzero(tt.trip_is_combined).tolist()[:6]:
+        q0 = tt.trip_parts(t)[0][0]
+        p = int(tt.trip_pattern[q0])
+        o = str(tt.stop_ids[tt.pattern_stops[int(tt.pattern_stop_offsets[p])]])
+        d = str(tt.stop_ids[tt.pattern_stops[int(tt.pattern_stop_offsets[int(tt.trip_pattern[t]) + 1]) - 1]])
+        if o != d:
+            t0 = datetime.combine(day, datetime.min.time(), tzinfo=TZ) + timedelta(
+                seconds=int(tt.trip_start_s[q0]) - 600)
+            qs.append(dict(origin=o, destination=d, t0=t0, max_transfers=int(rng.integers(0, 2)), min_change_s=0,
+                           walk_speed_m_s=1.3, max_walk_m=1000.0))
+    found = 0
+    for q in qs:
+        req = PlanRequest(q["origin"], q["destination"], depart_at=q["t0"], max_transfers=q["max_transfers"],
+                          min_change_s=q["min_change_s"], walk_speed_m_s=q["walk_speed_m_s"],
+                          max_walk_m=q["max_walk_m"])
+        fp, change = walking_graph(tt, q["walk_speed_m_s"], q["max_walk_m"])
+        if any(v == q["destination"] for v, _w in fp.get(q["origin"], [])):
+            continue  # the router also walks all the way; the rules oracle counts journeys with rides only
+        got = earliest_arrival(tt, req)
+        net = _net(nets, path, q["t0"])
+        want = earliest_arrivals_rules(net, q["origin"], q["destination"], int(q["t0"].timestamp()),
+                                       q["max_transfers"] + 1, fp, change, rules, min_change_s=q["min_change_s"],
+                                       walk_speed_m_s=q["walk_speed_m_s"], horizon_s=3 * 86400)
+        assert got[1:] == want[1:], (seed, q)
+        found += want[-1] is not None
+        for it in plan(tt, req):
+            for lg in it["legs"]:
+                assert lg["trip_id"] is None or lg["trip_id"] not in combined_ids
+            assert it["transfers"] == sum(1 for lg in it["legs"] if lg["mode"] != "WALK" and not lg.get("in_seat")) - 1
+    assert found
