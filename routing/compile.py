@@ -134,7 +134,8 @@ def _compile_feed(pf: ParsedFeed) -> _FeedPart:
     # a trip named by a transfers.txt rule gets a pattern of its own (with its frequency copies): the
     # search gives such a rule to the pattern, and FIFO within a pattern must still hold
     named = np.zeros(n_trips + 1, dtype=bool)
-    tr = pf.transfers
+    tr = _keyed_rules(pf)
+    tr = tr[tr.transfer_type <= 3]
     if len(tr):
         for c in ("from_trip", "to_trip"):
             t = tr[c].to_numpy(np.int64)
@@ -261,6 +262,9 @@ def _split_overtaking(lay: dict) -> np.ndarray | None:
 
 #: at most this many combined (in-seat) trips per feed; the import report says when a feed has more
 MAX_LINKED_TRIPS = 20_000
+#: a combined trip has at most this many parts (a rider stays aboard across at most this many - 1 links):
+#: a chain of n linked trips (a vehicle's whole day) would otherwise copy ~n^2/2 trips' stop times
+MAX_LINKED_PARTS = 8
 
 
 @dataclass
@@ -273,26 +277,32 @@ class _Links:
     first_pos: np.ndarray  # position in the combined trip where the part's first stop is
 
 
-def _linked_paths(succ: dict[int, list[int]], days: np.ndarray, cap: int) -> tuple[list, list, bool]:
+def _linked_paths(succ: dict[int, list[int]], days: np.ndarray, cap: int,
+                  max_parts: int | None = None) -> tuple[list, list, bool, bool]:
     """Paths of type-4 links (``succ``: trip -> linked trips) to compile, with the days each runs.
 
     From every trip with links, the tree of link paths (a trip never twice on a
-    path, so cycles end). A path of two or more trips is kept for the days all
-    its trips run and no longer path through it runs (so a maximal path covers
-    its prefixes on its days, and a prefix gets the days its extensions miss).
-    ``days[t]``: (D,) bool of trip ``t``. Returns (paths, day rows, capped).
+    path, so cycles end; at most ``max_parts`` trips). A path of two or more
+    trips is kept for the days all its trips run and no longer path through it
+    runs (so a maximal path covers its prefixes on its days, and a prefix gets
+    the days its extensions miss). ``days[t]``: (D,) bool of trip ``t``.
+    Returns (paths, day rows, capped at ``cap`` paths, some path cut at ``max_parts``).
     """
+    max_parts = MAX_LINKED_PARTS if max_parts is None else max_parts
     paths, rows = [], []
+    cut = False
     budget = cap * 8  # tree nodes visited (branching links could otherwise take exponential time)
     for start in sorted(succ):
         stack = [((start,), days[start])]
         while stack:
             if len(paths) >= cap or budget <= 0:
-                return paths, rows, True
+                return paths, rows, True, cut
             budget -= 1
             path, row = stack.pop()
             kids = [(c, row & days[c]) for c in succ.get(path[-1], ()) if c not in path]
             kids = [(c, r) for c, r in kids if r.any()]
+            if kids and len(path) >= max_parts:
+                kids, cut = [], True
             if len(path) >= 2:
                 own = row.copy()
                 for _c, r in kids:
@@ -302,7 +312,7 @@ def _linked_paths(succ: dict[int, list[int]], days: np.ndarray, cap: int) -> tup
                     rows.append(own)
             for c, r in reversed(kids):
                 stack.append((path + (c,), r))
-    return paths, rows, False
+    return paths, rows, False, cut
 
 
 def _add_linked_trips(pf: ParsedFeed, report, cap: int | None = None) -> _Links | None:
@@ -362,7 +372,11 @@ def _add_linked_trips(pf: ParsedFeed, report, cap: int | None = None) -> _Links 
         return None
     svc = pf.trips.service.to_numpy(np.int64)
     days = pf.service_days.astype(bool)
-    paths, rows, capped = _linked_paths(succ, _TripDays(days, svc), cap)
+    paths, rows, capped, cut = _linked_paths(succ, _TripDays(days, svc), cap)
+    if cut:
+        report.warnings.append(f"transfers.txt: in-seat links form chains of more than {MAX_LINKED_PARTS} trips; "
+                               f"a rider stays aboard across at most {MAX_LINKED_PARTS - 1} links (combined trips are "
+                               "cut there)")
     if capped:
         report.warnings.append(f"transfers.txt: in-seat links form more than {cap} paths; only the first {cap} "
                                "are compiled into combined trips (other in-seat transfers are not found)")
@@ -630,8 +644,9 @@ def _merge(parts: list[_FeedPart], options: CompileOptions) -> Timetable:
         stop_rules = r[~keyed & (r.transfer_type <= 3)]
         fr, to, ty, mt = _expand_station_rules(stop_rules, p.pf.stops)
         rule_fr.append(fr + st_off[i]); rule_to.append(to + st_off[i]); rule_type.append(ty); rule_min.append(mt)
-        if keyed.any():
-            tt_rules.append(_trip_rules(r[keyed], p, st_off[i], trip_off[i], rt_off[i]))
+        kept = _keyed_rules(p.pf)
+        if len(kept):
+            tt_rules.append(_trip_rules(kept, p, st_off[i], trip_off[i], rt_off[i]))
     if rule_fr:
         rfr, rto, rty, rmt = (np.concatenate(x) for x in (rule_fr, rule_to, rule_type, rule_min))
     else:
@@ -895,6 +910,44 @@ def _expand_station_rules(rules: pd.DataFrame, stops: pd.DataFrame):
     r = r.sort_values("spec", kind="stable").drop_duplicates(["from_stop", "to_stop"], keep="last")
     return (r.from_stop.to_numpy(np.int64), r.to_stop.to_numpy(np.int64),
             r.transfer_type.to_numpy(np.int64), r.min_transfer_time.to_numpy(np.int64))
+
+
+def _keyed_rules(pf: ParsedFeed) -> pd.DataFrame:
+    """The feed's transfers.txt rules naming routes or trips, less those that change no transfer.
+
+    A rule of type 0/1 (or 2 with 0 s) at one stop (not a station) needs no time to change; when every rule
+    holding at that stop (its own and its station's, naming routes, trips or neither) needs none either, the
+    stop's change time is none whatever the trips, so the rule decides nothing. Feeds list thousands of such
+    timed trip-to-trip rules (Metro-North: 23,438 type 1 at one stop); keeping them would give every trip a
+    pattern of its own for nothing.
+    """
+    r = pf.transfers
+    if not len(r):
+        return r
+    for c in ("from_route", "to_route"):  # transfers frames of feeds parsed before routes were read
+        if c not in r:
+            r = r.assign(**{c: -1})
+    keyed = ((r.from_trip >= 0) | (r.to_trip >= 0) | (r.from_route >= 0) | (r.to_route >= 0)).to_numpy()
+    ty = r.transfer_type.to_numpy(np.int64)
+    fs, ts = r.from_stop.to_numpy(np.int64), r.to_stop.to_numpy(np.int64)
+    zero = (ty <= 1) | ((ty == 2) & (r.min_transfer_time.to_numpy(np.int64) <= 0))
+    par = pf.stops.parent.to_numpy(np.int64)
+    lt = pf.stops.location_type.to_numpy(np.int64)
+    blocked = set()  # stops (and stations) where some rule at one place needs time or forbids changing
+    for a, b in zip(fs[(ty <= 3) & ~zero & (fs >= 0) & (ts >= 0)].tolist(),
+                    ts[(ty <= 3) & ~zero & (fs >= 0) & (ts >= 0)].tolist()):
+        if a == b:
+            blocked.add(a)
+        elif par[a] == b or par[b] == a:  # platform <-> its own station: holds at the platform
+            blocked.add(a if par[a] == b else b)
+    cand = keyed & (ty <= 3) & zero & (fs == ts) & (fs >= 0)
+    idx = np.flatnonzero(cand)
+    drop = np.zeros(len(r), dtype=bool)
+    for i in idx.tolist():
+        q = int(fs[i])
+        if lt[q] != 1 and q not in blocked and (par[q] < 0 or int(par[q]) not in blocked):
+            drop[i] = True
+    return r[keyed & ~drop]
 
 
 def _trip_rules(rules: pd.DataFrame, part: _FeedPart, st_off: int, trip_off: int, rt_off: int) -> pd.DataFrame:

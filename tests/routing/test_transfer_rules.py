@@ -383,3 +383,23 @@ def test_rules_oracle_agrees_with_plain_oracle_on_random_stop_rules(tmp_path):
             compared += 1
             found += want[-1] is not None
     assert compared == 125 and found >= 15
+
+
+def test_rules_that_change_nothing_are_dropped(tmp_path):
+    """A timed trip-to-trip rule at a stop where changing needs no time anyway decides nothing (Metro-North
+    lists 23,438 of them): it is not kept, and its trips stay in their route's pattern. With a stop rule
+    needing time there, the same rule overrides it: kept, with a pattern of its own."""
+    def compiled(name, rules):
+        tt = compile_timetable([FeedSource("f", rules_feed(tmp_path, name, rules), "f")])
+        ids = tt.trip_ids.tolist()
+        pat = {t: int(tt.trip_pattern[ids.index(f"f:{t}")]) for t in ("U1", "U2", "U3")}
+        return tt, pat
+
+    tt, pat = compiled("redundant", "X1,X1,,,T1,U2,1,\nX1,X1,R1,R2,,,0,\nX1,X1,,,T1,U3,2,0\n")
+    assert len(tt.trip_transfer_type) == 0
+    assert pat["U1"] == pat["U2"] == pat["U3"]
+    tt, pat = compiled("needed", STOP5 + "X1,X1,,,T1,U2,1,\n")
+    assert tt.trip_transfer_type.tolist() == [1]
+    assert pat["U2"] != pat["U1"] == pat["U3"]
+    tt, pat = compiled("station", "XS,XS,,,,,2,300\nX1,X1,,,T1,U2,1,\n")  # the station's rule holds at X1
+    assert tt.trip_transfer_type.tolist() == [1]
