@@ -186,18 +186,21 @@ def test_branching_links(tmp_path):
 
 
 def test_linked_paths_cycles_and_cap():
-    days = np.ones((4, 3), dtype=bool)
-    paths, rows, capped = _linked_paths({0: [1], 1: [0]}, days, 100)  # a cycle ends
-    assert sorted(paths) == [(0, 1), (1, 0)] and not capped
-    paths, _, _ = _linked_paths({0: [1], 1: [2], 2: [0]}, days, 100)
+    days = np.ones((5, 3), dtype=bool)
+    paths, rows, capped, cut = _linked_paths({0: [1], 1: [0]}, days, 100)  # a cycle ends
+    assert sorted(paths) == [(0, 1), (1, 0)] and not capped and not cut
+    paths, _, _, _ = _linked_paths({0: [1], 1: [2], 2: [0]}, days, 100)
     assert sorted(paths) == [(0, 1, 2), (1, 2, 0), (2, 0, 1)]
-    paths, _, capped = _linked_paths({0: [1, 2], 1: [3], 2: [3]}, days, 2)
+    paths, _, capped, _ = _linked_paths({0: [1, 2], 1: [3], 2: [3]}, days, 2)
     assert len(paths) == 2 and capped
     # a prefix runs on the days its extension does not
     d = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 0]], dtype=bool)
-    paths, rows, _ = _linked_paths({0: [1], 1: [2]}, d, 100)
+    paths, rows, _, _ = _linked_paths({0: [1], 1: [2]}, d, 100)
     got = {p: r.tolist() for p, r in zip(paths, rows)}
     assert got == {(0, 1, 2): [True, False, False], (0, 1): [False, True, False], (1, 2): [True, False, False]}
+    # a long chain (a vehicle's day) is cut at max_parts trips per combined trip
+    paths, _, capped, cut = _linked_paths({0: [1], 1: [2], 2: [3], 3: [4]}, days, 100, max_parts=3)
+    assert sorted(paths) == [(0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4)] and cut and not capped
 
 
 def test_cap_is_reported(tmp_path, monkeypatch):
@@ -208,6 +211,18 @@ def test_cap_is_reported(tmp_path, monkeypatch):
     tt = compile_timetable([FeedSource("f", feed, "f")])
     assert int(tt.trip_is_combined.sum()) == 1
     assert any("only the first 1" in w for w in tt.meta["feeds"][0]["warnings"])
+
+
+def test_long_chains_are_cut_and_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(compile_mod, "MAX_LINKED_PARTS", 2)
+    feed = chain_feed(tmp_path)
+    tt = compile_timetable([FeedSource("f", feed, "f")])
+    parts = sorted(tuple(str(tt.trip_ids[q]) for q, _ in tt.trip_parts(t))
+                   for t in np.flatnonzero(tt.trip_is_combined).tolist())
+    assert parts == [("f:T1", "f:W1"), ("f:W1", "f:W2")]
+    assert any("at most 1 links" in w for w in tt.meta["feeds"][0]["warnings"])
+    _tt, _req, got, _want = _compare(feed, "A", "B", WED, 0)
+    assert got[-1] is None  # T1 -> W1 -> W2 would take two links
 
 
 CAL_W2_MONDAYS = ("service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date\n"
