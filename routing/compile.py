@@ -442,9 +442,8 @@ def _add_linked_trips(pf: ParsedFeed, report, cap: int | None = None) -> _Links 
         [2 if any(wc[t] == 2 for t in p) else 1 if all(wc[t] == 1 for t in p) else 0 for p in paths],
         dtype=trips.wheelchair_accessible.dtype)
     pf.trips = pd.concat([trips, new], ignore_index=True).astype(trips.dtypes.to_dict())
+    report.counts["in_seat_links"] = sum(len(v) for v in succ.values())  # compiled into combined trips
     report.counts["combined_trips"] = C
-    report.warnings.append(f"transfers.txt: {sum(len(v) for v in succ.values())} in-seat link(s) (type 4) compiled "
-                           f"into {C} combined trip(s): the journey search rides on across them without a transfer")
     return _Links(n_real=T, offsets=np.asarray(part_len, dtype=np.int64), parts=np.asarray(part_list, np.int64),
                   first_pos=np.asarray(first_pos, dtype=np.int64))
 
