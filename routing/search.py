@@ -494,15 +494,21 @@ def _filters(tt: Timetable, d: _Derived, day_index: tuple[int, ...], req: PlanRe
         runs = np.zeros(tt.n_trips, dtype=bool)
         runs[inside] = tt.service_days[tt.trip_service[inside], day_of_trip[inside]].astype(bool)
         slots |= runs.astype(np.uint8) << np.uint8(slot)
-    if req.wheelchair:
-        slots[~d.trip_wheelchair_ok] = 0
     route_ok = np.ones(tt.route_ids.shape[0], dtype=bool)
     if req.modes is not None:
         allowed = np.array([m in req.modes for m in MODES])
         route_ok &= allowed[tt.route_modes.astype(np.int64)]
     if req.excluded_operators:
         route_ok &= ~np.isin(tt.route_operator_ids, list(req.excluded_operators))
-    slots[~route_ok[tt.trip_route]] = 0
+    bad = ~route_ok[tt.trip_route]
+    if req.wheelchair:
+        bad |= ~d.trip_wheelchair_ok
+    # a combined (in-seat) trip rides on each of its parts: it is usable only where all of them are
+    parts = np.asarray(tt.trip_link_parts, dtype=np.int64)
+    if len(parts) and bad.any():
+        owner = np.repeat(np.arange(tt.n_trips), np.diff(np.asarray(tt.trip_link_offsets, dtype=np.int64)))
+        bad[owner[bad[parts]]] = True
+    slots[bad] = 0
     # per pattern and slot: does any trip run? (INF shift = skip that day in the kernel)
     per_pattern = np.zeros((tt.n_patterns, 3), dtype=bool)
     offs = np.asarray(tt.pattern_trip_offsets, dtype=np.int64)

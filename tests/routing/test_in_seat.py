@@ -8,6 +8,7 @@ which reads transfers.txt itself and rides linked trips without counting a ride)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -453,3 +454,20 @@ def test_random_linked_trips_equal_oracle(tmp_path, seed):
                 assert lg["trip_id"] is None or lg["trip_id"] not in combined_ids
             assert it["transfers"] == sum(1 for lg in it["legs"] if lg["mode"] != "WALK" and not lg.get("in_seat")) - 1
     assert found
+
+
+def test_filters_hold_for_every_part(tmp_path):
+    """A combined trip rides on each of its parts: a mode (or operator, or wheelchair) filter that removes one
+    part removes the in-seat ride, not only a filter on the first part's route."""
+    feed = linked_feed(tmp_path, "modes", "X1,X1,,,,,3,\n,,,,T1,W1,4,\n", {"T1": ("WK", "X"), "W1": ("WK", "Beta")},
+                       {"T1": "A 08:00  X1 08:10", "W1": "X1 08:10  B 08:31"})
+    routes = (feed / "routes.txt").read_text().replace("RW1,W1,3", "RW1,W1,2")  # W1 is a train
+    (feed / "routes.txt").write_text(routes)
+    tt = compile_timetable([FeedSource("f", feed, "f")])
+    t0 = datetime(WED.year, WED.month, WED.day, 7, 55, tzinfo=TZ)
+    req = PlanRequest("f:A", "f:B", depart_at=t0, max_transfers=1)
+    assert earliest_arrival(tt, req)[-1] == _t(WED, 8, 31)
+    assert earliest_arrival(tt, dataclasses.replace(req, modes=frozenset({"BUS", "RAIL"})))[-1] == _t(WED, 8, 31)
+    assert earliest_arrival(tt, dataclasses.replace(req, modes=frozenset({"BUS"})))[-1] is None
+    assert plan(tt, dataclasses.replace(req, modes=frozenset({"BUS"}))) == []
+    assert earliest_arrival(tt, dataclasses.replace(req, modes=frozenset({"RAIL"})))[-1] is None
