@@ -85,7 +85,7 @@ class _FeedPart:
     link_first_pos: np.ndarray | None = None
 
 
-def _compile_feed(pf: ParsedFeed) -> _FeedPart:
+def _compile_feed(pf: ParsedFeed, links: _Links | None = None) -> _FeedPart:
     offsets = pf.trip_row_offsets
     n_rows = np.diff(offsets)
     n_trips = len(n_rows)
@@ -140,6 +140,14 @@ def _compile_feed(pf: ParsedFeed) -> _FeedPart:
         for c in ("from_trip", "to_trip"):
             t = tr[c].to_numpy(np.int64)
             named[t[t >= 0]] = True
+        if links is not None and len(links.parts):
+            # a combined (in-seat) trip is judged part by part: one with a part whose trip or route a rule names
+            # gets a pattern of its own too, so every position of its pattern has one part's identity
+            routes = np.concatenate([tr.from_route.to_numpy(np.int64), tr.to_route.to_numpy(np.int64)])
+            troute = pf.trips["route"].to_numpy(np.int64)
+            hit = named[links.parts] | np.isin(troute[links.parts], routes[routes >= 0])
+            owner = np.repeat(np.arange(len(links.offsets) - 1), np.diff(links.offsets))
+            named[links.n_real + np.unique(owner[hit])] = True
     own = np.where(named[inst_trip], inst_trip, -1).astype(np.int64)
     keys = np.column_stack([route, lens.astype(np.int64), h1.view(np.int64), h2.view(np.int64), own])
     if n_inst:
@@ -517,7 +525,7 @@ def compile_timetable(sources: Sequence[FeedSource], options: CompileOptions = C
         if pf is None:
             raise FeedError(f"feed {src.feed_id} refused:\n{report.to_text()}", report=report)
         links = _add_linked_trips(pf, report)
-        part = _compile_feed(pf)
+        part = _compile_feed(pf, links)
         _instance_links(part, links)
         parts.append(part)
         # raw per-row arrays are not needed any more; free them before the next feed

@@ -127,26 +127,49 @@ def build(tt: Timetable) -> SearchGraph | None:
     proute = np.asarray(tt.pattern_route, dtype=np.int64)
     node_key: dict[tuple, int] = {}
     node_stop = list(range(S))
-    ident: list[tuple[str | None, int]] = [(None, -1)] * S  # (trip id, route) a node's transfers are judged by
+    # (trip id, route) a node's transfers are judged by: alighting there (from) and boarding there (to)
+    ident_from: list[tuple[str | None, int]] = [(None, -1)] * S
+    ident_to: list[tuple[str | None, int]] = [(None, -1)] * S
+    trip_route = np.asarray(tt.trip_route, dtype=np.int64)
+    link_off = np.asarray(tt.trip_link_offsets, dtype=np.int64)
+
+    def who(p: int, pos: int) -> tuple[tuple[str | None, int], tuple[str | None, int]]:
+        """(trip id, route) of alighting and of boarding at position ``pos`` of pattern ``p``: the pattern's
+        own, or for a combined (in-seat) trip the part arriving there and the part leaving there."""
+        t0 = int(pto[p])
+        ids = set(trip_ids[t0:pto[p + 1]].tolist())
+        if link_off[t0 + 1] == link_off[t0]:
+            x = (next(iter(ids)) if len(ids) == 1 else None, int(proute[p]))
+            return x, x
+        out = []
+        for part, first in tt.trip_parts(t0):
+            pp = int(tt.trip_pattern[part])
+            if first <= pos < first + int(pso[pp + 1] - pso[pp]):
+                # a pattern holding one combined trip (and its copies) names its parts; else only their routes
+                out.append((str(trip_ids[part]) if len(ids) == 1 else None, int(trip_route[part])))
+        return out[0], out[-1]  # at a stop two parts share: arriving on the earlier, leaving on the later
+
+    def cls(x: tuple[str | None, int], keys: set):
+        return ("t", x[0]) if x[0] is not None and ("t", x[0]) in keys else ("r", x[1]) if ("r", x[1]) in keys \
+            else None
+
     for q in sorted(named):
         keys = named[q]
         for e in range(int(tt.stop_pattern_offsets[q]), int(tt.stop_pattern_offsets[q + 1])):
             p = int(tt.stop_patterns[e])
-            r = int(proute[p])
-            ids = set(trip_ids[pto[p]:pto[p + 1]].tolist())
-            t = next(iter(ids)) if len(ids) == 1 else None
-            if t is not None and ("t", t) in keys:
-                k, who = (q, "t", t), (t, r)
-            elif ("r", r) in keys:
-                k, who = (q, "r", r), (None, r)
-            else:
+            pos = int(tt.stop_pattern_pos[e])
+            wf, wt = who(p, pos)
+            cf, ct = cls(wf, keys), cls(wt, keys)
+            if cf is None and ct is None:
                 continue
+            k = (q, cf, ct)
             n = node_key.get(k)
             if n is None:
                 n = node_key[k] = len(node_stop)
                 node_stop.append(q)
-                ident.append(who)
-            pattern_stops[pso[p] + int(tt.stop_pattern_pos[e])] = n
+                ident_from.append(wf if cf is not None else (None, -1))
+                ident_to.append(wt if ct is not None else (None, -1))
+            pattern_stops[pso[p] + pos] = n
     N = len(node_stop)
     node_stop_a = np.asarray(node_stop, dtype=np.int32)
     nodes_at: dict[int, list[int]] = {}
@@ -156,8 +179,8 @@ def build(tt: Timetable) -> SearchGraph | None:
     def resolve(q: int, u: int, a: int, b: int):
         """Rule seconds for alighting at node ``a`` (stop q) and boarding at node ``b`` (stop u): ``None`` =
         forbidden, ``"generic"`` = no route/trip rule matches."""
-        ft, fr = ident[a]
-        tt2, tr = ident[b]
+        ft, fr = ident_from[a]
+        tt2, tr = ident_to[b]
         best, best_key = "generic", None
         for key, rft, rtt, rfr, rtr, rty, rmin in rules.get((q, u), ()):
             if (rft is not None and rft != ft) or (rtt is not None and rtt != tt2) or \

@@ -560,7 +560,10 @@ def check_feasible(
     legs = itinerary["legs"]
     assert legs, "an itinerary has legs"
     prev_arr = None
-    for leg in legs:
+    for k, leg in enumerate(legs):
+        # an in-seat leg (transfers.txt type 4) continues the ride before it: the rider neither boards nor
+        # alights at the stops where one part hands over to the next
+        stays_on = k + 1 < len(legs) and bool(legs[k + 1].get("in_seat"))
         dep, arr = _epoch(leg["departure"]), _epoch(leg["arrival"])
         assert arr >= dep, f"leg arrives before it departs: {leg}"
         if prev_arr is not None:
@@ -588,11 +591,12 @@ def check_feasible(
             pu = rows["pu"].tolist()
             do = rows["do"].tolist()
             skipped = [False] * len(stops)
-        board = [i for i, s in enumerate(stops) if s == leg["from"]["stop_id"] and deps[i] == dep and pu[i] != "1"]
+        board = [i for i, s in enumerate(stops) if s == leg["from"]["stop_id"] and deps[i] == dep
+                 and (pu[i] != "1" or leg.get("in_seat"))]
         assert board, f"{trip_id} does not leave {leg['from']['stop_id']} at {leg['departure']}"
         i = board[0]
         alight = [j for j in range(i + 1, len(stops))
-                  if stops[j] == leg["to"]["stop_id"] and arrs[j] == arr and do[j] != "1"]
+                  if stops[j] == leg["to"]["stop_id"] and arrs[j] == arr and (do[j] != "1" or stays_on)]
         assert alight, f"{trip_id} does not reach {leg['to']['stop_id']} at {leg['arrival']} after boarding"
         j = alight[0]
         assert [x["stop_id"] for x in leg["intermediate_stops"]] == [
@@ -600,6 +604,9 @@ def check_feasible(
     rides = [k for k, leg in enumerate(legs) if leg["mode"] != "WALK"]
     for x, y in zip(rides, rides[1:]):
         a, b = legs[x], legs[y]
+        if b.get("in_seat"):
+            assert y == x + 1 and _epoch(b["departure"]) >= _epoch(a["arrival"]), "in seat: the next part, no walk"
+            continue
         gap = _epoch(b["departure"]) - _epoch(a["arrival"])
         u, v = a["to"]["stop_id"], b["from"]["stop_id"]
         walks = legs[x + 1: y]
@@ -612,7 +619,7 @@ def check_feasible(
             w = [s for t, s in footpaths.get(u, []) if t == v]
             assert w, f"no footpath {u} -> {v}"
             assert gap >= max(min(w), min_change_s), f"walk {u}->{v} in {gap}s"
-    assert itinerary["transfers"] == max(0, len(rides) - 1)
+    assert itinerary["transfers"] == max(0, sum(not legs[k].get("in_seat") for k in rides) - 1)
     assert _epoch(itinerary["departure"]) == _epoch(legs[0]["departure"])
     assert _epoch(itinerary["arrival"]) == _epoch(legs[-1]["arrival"])
     assert itinerary["duration_s"] == _epoch(itinerary["arrival"]) - _epoch(itinerary["departure"])

@@ -471,3 +471,26 @@ def test_filters_hold_for_every_part(tmp_path):
     assert earliest_arrival(tt, dataclasses.replace(req, modes=frozenset({"BUS"})))[-1] is None
     assert plan(tt, dataclasses.replace(req, modes=frozenset({"BUS"}))) == []
     assert earliest_arrival(tt, dataclasses.replace(req, modes=frozenset({"RAIL"})))[-1] is None
+
+
+@pytest.mark.parametrize("rule, want_hm", [
+    ("Z,Z,RW1,RU1,,,3,\n", (8, 50)),  # leaving W1 (the part arriving at Z) for U1's route: forbidden
+    ("Z,Z,RT1,RU1,,,3,\n", (8, 40)),  # names the first part's route: not what arrives at Z
+    ("Z,Z,,,W1,U1,2,600\n", (8, 50)),  # ten minutes from W1 to U1: U1 at 08:25 is missed
+    ("Z,Z,,,T1,U1,3,\n", (8, 40)),  # names the first part's trip: not what arrives at Z
+], ids=["part_route_forbidden", "first_route_named", "part_trip_min_time", "first_trip_named"])
+def test_rules_judge_the_part_riding_there(tmp_path, rule, want_hm):
+    """Route/trip transfer rules apply to the part of a combined trip that arrives (or leaves) at the stop:
+    T1 -> W1 in seat to Z, then U1 (08:25) or U2 (08:35) to B."""
+    name = "rp_" + str(abs(hash(rule)))
+    feed = linked_feed(tmp_path, name, "X1,X1,,,,,3,\n,,,,T1,W1,4,\n" + rule,
+                       {"T1": ("WK", "X"), "W1": ("WK", "Zeta"), "U1": ("WK", "Beta"), "U2": ("WK", "Beta")},
+                       {"T1": "A 08:00  X1 08:10", "W1": "X1 08:10  Z 08:20", "U1": "Z 08:25  B 08:40",
+                        "U2": "Z 08:35  B 08:50"})
+    tt, req, got, want = _compare(feed, "A", "B", WED, 1)
+    assert got[1:] == want[1:]
+    assert got[-1] == _t(WED, *want_hm)
+    its = plan(tt, req)
+    assert min(int(datetime.fromisoformat(it["arrival"]).timestamp()) for it in its) == _t(WED, *want_hm)
+    for it in its:
+        _legs_ok(it, feed, WED, tt)

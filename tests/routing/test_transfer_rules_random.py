@@ -9,6 +9,7 @@ every transfer in every itinerary ``plan`` returns must satisfy the most specifi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ from reference import (RefNetwork, TransferRules, _epoch, _haversine, check_feas
                        earliest_arrivals_rules, random_feed_tables, walking_graph)
 
 from routing.compile import CompileOptions, compile_timetable
+from routing.fares import empty_tables
 from routing.feeds import FeedSource
 from routing.search import PlanRequest, earliest_arrival, plan
 
@@ -40,9 +42,9 @@ def _keyed_rules(rng, tables: dict[str, str]) -> str:
     meet = [s for s, ts in served.items() if len({route_of[t] for t in ts}) >= 2] or stops
     rows = ["from_stop_id,to_stop_id,from_route_id,to_route_id,from_trip_id,to_trip_id,transfer_type,"
             "min_transfer_time"]
-    for r in tables["transfers.txt"].splitlines()[1:]:  # the stop rules, widened to the new columns
-        a, b, kind, mt = r.split(",")
-        rows.append(f"{a},{b},,,,,{kind},{mt}")
+    for r in tables["transfers.txt"].splitlines()[1:]:  # the rules there, widened to the new columns
+        f = r.split(",")
+        rows.append(r if len(f) == 8 else f"{f[0]},{f[1]},,,,,{f[2]},{f[3]}")
     for _ in range(int(rng.integers(6, 17))):
         a = str(rng.choice(meet))
         b = a if rng.random() < 0.75 else str(rng.choice(stops))
@@ -84,10 +86,15 @@ def _denser(rng, tables: dict[str, str]) -> None:
     tables["stop_times.txt"] = "\n".join(st)
 
 
-def _case(tmp_path, seed):
-    rng = np.random.default_rng(10_000 + seed)
+def _case(tmp_path, seed, links: bool = False):
+    """A random network with route/trip rules; with ``links`` also linked trips (in seat, type 4), so that rules
+    judge the parts of combined trips."""
+    rng = np.random.default_rng(10_000 + seed + (5_000 if links else 0))
     tables = random_feed_tables(rng)
     _denser(rng, tables)
+    if links:
+        from test_in_seat import _random_links
+        tables = _random_links(rng, tables)
     tables["transfers.txt"] = _keyed_rules(rng, tables)
     path = write_gtfs(tmp_path / "feed", tables, timezone="Europe/Berlin")
     tt = compile_timetable([FeedSource("x", path, "x")],
@@ -129,6 +136,8 @@ def _check_rules(it: dict, rules: TransferRules, change: dict, fp: dict, q: dict
     decided = 0
     for x, y in zip(rides, rides[1:]):
         a, b = legs[x], legs[y]
+        if b.get("in_seat"):  # stays aboard: no change
+            continue
         qs, us = a["to"]["stop_id"], b["from"]["stop_id"]
         gap = _epoch(b["departure"]) - _epoch(a["arrival"])
         walk = 0 if qs == us else math.ceil(_haversine(a["to"]["lat"], a["to"]["lon"], b["from"]["lat"],
@@ -154,10 +163,17 @@ def _check_rules(it: dict, rules: TransferRules, change: dict, fp: dict, q: dict
 
 @pytest.mark.parametrize("seed", range(N_NETWORKS))
 def test_router_equals_rules_oracle_on_random_networks(tmp_path, seed):
-    rng, path, tt = _case(tmp_path, seed)
+    _compare_network(*_case(tmp_path, seed), seed)
+
+
+@pytest.mark.parametrize("seed", range(N_NETWORKS // 2))
+def test_rules_and_linked_trips_on_random_networks(tmp_path, seed):
+    _compare_network(*_case(tmp_path, seed, links=True), seed)
+
+
+def _compare_network(rng, path, tt, seed):
     rules = TransferRules.from_gtfs([("x", path)])
     nets: dict = {}
-    found = 0
     for q in _queries(rng, tt, path):
         req = PlanRequest(q["origin"], q["destination"], depart_at=q["t0"], max_transfers=q["max_transfers"],
                           min_change_s=q["min_change_s"], walk_speed_m_s=q["walk_speed_m_s"],
@@ -174,13 +190,28 @@ def test_router_equals_rules_oracle_on_random_networks(tmp_path, seed):
         want = [w if walk is None else walk if w is None else min(w, walk) for w in want]
         got = earliest_arrival(tt, req)
         assert got == want, (seed, q)
-        found += want[-1] is not None
-        for it in plan(tt, req):
-            if it["transfers"] or any(leg["mode"] != "WALK" for leg in it["legs"]):
+        free = {s: 0 for s in change}
+
+        def honoured(its):
+            for it in its:
+                rides = [leg for leg in it["legs"] if leg["mode"] != "WALK"]
+                if not rides:
+                    continue
                 # trips, times, stops and walks against the GTFS text; the changes against the rules
-                free = {s: 0 for s in change}
                 check_feasible(it, net, fp, free, walk_speed_m_s=q["walk_speed_m_s"])
                 _check_rules(it, rules, change, fp, q)
+            return [int(datetime.fromisoformat(it["arrival"]).timestamp()) for it in its]
+
+        honoured(plan(tt, req))
+        if want[-1] is None or want[-1] == walk:
+            continue
+        # the same rules in the reversed search (arrive-by), the range search and the fare search
+        deadline = datetime.fromtimestamp(want[-1], TZ)
+        late = honoured(plan(tt, dataclasses.replace(req, depart_at=None, arrive_by=deadline)))
+        assert late and max(late) <= want[-1], (seed, q)
+        honoured(plan(tt, dataclasses.replace(req, window_s=1800)))
+        fares = empty_tables(int(tt.route_ids.shape[0]), int(tt.n_stops))
+        assert min(honoured(plan(tt, dataclasses.replace(req, optimize="fare"), fares=fares))) == want[-1]
 
 
 def test_random_rules_decide_changes(tmp_path):
