@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy import or_
 from sqlmodel import Session, select
 
+from routing.realtime import view_for
 from routing.timetable import MODES, PICKUP_NONE, Timetable
 from ticketing import seats
 from ticketing.errors import (
@@ -74,6 +75,24 @@ def _trip_index(tt: Timetable) -> dict[str, list[int]]:
     return idx
 
 
+_RT_TRIP_INDEX: weakref.WeakKeyDictionary[Timetable, dict[str, list[int]]] = weakref.WeakKeyDictionary()
+
+
+def _rt_trip_index(view: Timetable) -> dict[str, list[int]]:
+    """``trip_id -> [trip indices]`` of the trips a real-time view adds (``meta["realtime"]["rt_trip"]``):
+    ADDED / DUPLICATED trips and the real-time copies of updated ones, each running on its day only."""
+    idx = _RT_TRIP_INDEX.get(view)
+    if idx is None:
+        idx = {}
+        rtm = view.meta.get("realtime")
+        if rtm is not None:
+            keep = np.flatnonzero(np.asarray(rtm["rt_trip"], dtype=bool) & ~view.trip_is_combined)
+            for t, trip_id in zip(keep.tolist(), np.asarray(view.trip_ids)[keep].tolist()):
+                idx.setdefault(str(trip_id), []).append(t)
+        _RT_TRIP_INDEX[view] = idx
+    return idx
+
+
 def _parse_time(value: Any, where: str) -> dt.datetime:
     try:
         t = dt.datetime.fromisoformat(str(value))
@@ -103,7 +122,12 @@ def recheck_leg(tt: Timetable, leg: dict[str, Any], i: int, realtime: Any = None
 
     With a ``realtime`` overlay (`routing.realtime.RealtimeOverlay`) the leg may
     carry either the scheduled or the predicted times, and a cancelled trip
-    does not match. Returns an API-shaped leg (see API.md, Itinerary) plus ``leg_index``.
+    does not match. A leg no static trip matches may be on a trip only real
+    time has (ADDED / NEW, DUPLICATED): it is matched against the real-time
+    trips of the overlay's view (`routing.realtime.view_for`) with that
+    trip_id, on their service day and at their own times only; without the
+    overlay (or with a later one that no longer has the trip) it does not
+    match. Returns an API-shaped leg (see API.md, Itinerary) plus ``leg_index``.
     """
     trip_id = str(_field(leg, "trip_id", i))
     try:
@@ -118,59 +142,97 @@ def recheck_leg(tt: Timetable, leg: dict[str, Any], i: int, realtime: Any = None
     to_stop = tt.find_stop(str(to.get("stop_id")))
     departure = _parse_time(_field(leg, "departure", i), f"legs[{i}].departure")
     arrival = _parse_time(_field(leg, "arrival", i), f"legs[{i}].arrival")
-    candidates = _trip_index(tt).get(trip_id)
     details = {"leg_index": i, "trip_id": trip_id}
-    if not candidates or from_stop is None or to_stop is None:
+    static = _trip_index(tt).get(trip_id) or []
+    if from_stop is None or to_stop is None or (not static and realtime is None):
         raise ItineraryMismatch(f"leg {i}: trip or stops are not in the loaded timetable", details=details)
     day = tt.day_index(service_date)
     if day < 0 or day >= tt.n_days:
         raise ItineraryMismatch(f"leg {i}: no service on {service_date}", details=details)
-    for t in candidates:
-        if not tt.service_days[int(tt.trip_service[t]), day]:
-            continue
-        p = int(tt.trip_pattern[t])
-        c = t - int(tt.pattern_trip_offsets[p])
-        so = int(tt.pattern_stop_offsets[p])
-        stops = np.asarray(tt.pattern_stops[so:int(tt.pattern_stop_offsets[p + 1])])
-        route = int(tt.trip_route[t])
-        feed = int(tt.route_feed[route])
-        day0 = tt.day_start_utc(feed, day)
-        arr_s, dep_s = tt.pattern_times(p)
-        variants = [(arr_s[:, c], dep_s[:, c], None)]
-        if realtime is not None:
-            updated = np.flatnonzero(np.asarray(realtime.updated_trips) == t)
-            if any(int(realtime.trip_day[u]) == day for u in updated.tolist()):
-                if bool(realtime.trip_cancelled[t]):
-                    continue
-                block = realtime.pattern_times(tt, p)
-                if block is not None:
-                    variants.append((block[0][:, c], block[1][:, c], block[2][:, c]))
-        for arr_col, dep_col, skipped in variants:
-            match = _match_positions(tt, so, stops, from_stop, to_stop, arr_col, dep_col, skipped, day0,
-                                     departure, arrival)
-            if match is not None:
-                b, a, dep, arr = match
-                dist = float(tt.pattern_stop_dist_m[so + a]) - float(tt.pattern_stop_dist_m[so + b])
-                tz = departure.tzinfo
-                return {
-                    "leg_index": i,
-                    "mode": MODES[int(tt.route_modes[route])],
-                    "operator_id": str(tt.route_operator_ids[route]),
-                    "agency": tt.route_agency(route),
-                    "feed_id": str(tt.feed_ids[feed]),
-                    "route_id": str(tt.route_ids[route]),
-                    "route_name": str(tt.route_short_names[route]) or str(tt.route_long_names[route]),
-                    "trip_id": trip_id,
-                    "service_date": service_date.isoformat(),
-                    "from": _stop_ref(tt, from_stop),
-                    "to": _stop_ref(tt, to_stop),
-                    "departure": dep.astimezone(tz).isoformat(),
-                    "arrival": arr.astimezone(arrival.tzinfo).isoformat(),
-                    "distance_m": int(round(max(dist, 0.0))),
-                    "intermediate_stops": [{"stop_id": str(tt.stop_ids[int(s)])} for s in stops[b + 1:a]],
-                }
+    want = _LegQuery(i, trip_id, service_date, day, from_stop, to_stop, departure, arrival)
+    # static trips first (scheduled or, with an overlay, predicted times) ...
+    for t in static:
+        out = _match_trip(tt, t, want, realtime)
+        if out is not None:
+            return out
+    if realtime is not None:
+        # ... then the trips only real time has, on the view the planner searched (built only when needed)
+        view = view_for(tt, realtime)
+        added = _rt_trip_index(view).get(trip_id) or []
+        if not static and not added:
+            raise ItineraryMismatch(f"leg {i}: trip is neither in the loaded timetable nor in its real-time "
+                                    "snapshot", details=details)
+        for t in added:
+            out = _match_trip(view, t, want)
+            if out is not None:
+                return out
     raise ItineraryMismatch(f"leg {i}: trip {trip_id} does not run from {frm.get('stop_id')} to "
                             f"{to.get('stop_id')} at those times on {service_date}", details=details)
+
+
+@dataclass(frozen=True)
+class _LegQuery:
+    """What a client's leg claims: trip, service day (``day``: index in the timetable), stops and times."""
+
+    leg_index: int
+    trip_id: str
+    service_date: dt.date
+    day: int
+    from_stop: int
+    to_stop: int
+    departure: dt.datetime
+    arrival: dt.datetime
+
+
+def _match_trip(tt: Timetable, t: int, q: _LegQuery, realtime: Any = None) -> dict[str, Any] | None:
+    """The leg ``q`` rebuilt on trip ``t`` of ``tt`` (the static timetable, or a real-time view for a trip
+    only real time has), or ``None`` if ``t`` does not run that day or not between those stops at those
+    times. With ``realtime`` (static ``tt`` only) the trip's predicted times match too, and a trip cancelled
+    that day matches nothing."""
+    if not tt.service_days[int(tt.trip_service[t]), q.day]:
+        return None
+    p = int(tt.trip_pattern[t])
+    c = t - int(tt.pattern_trip_offsets[p])
+    so = int(tt.pattern_stop_offsets[p])
+    stops = np.asarray(tt.pattern_stops[so:int(tt.pattern_stop_offsets[p + 1])])
+    route = int(tt.trip_route[t])
+    feed = int(tt.route_feed[route])
+    day0 = tt.day_start_utc(feed, q.day)
+    arr_s, dep_s = tt.pattern_times(p)
+    variants = [(arr_s[:, c], dep_s[:, c], None)]
+    if realtime is not None:
+        updated = np.flatnonzero(np.asarray(realtime.updated_trips) == t)
+        if any(int(realtime.trip_day[u]) == q.day for u in updated.tolist()):
+            if bool(realtime.trip_cancelled[t]):
+                return None
+            block = realtime.pattern_times(tt, p)
+            if block is not None:
+                variants.append((block[0][:, c], block[1][:, c], block[2][:, c]))
+    for arr_col, dep_col, skipped in variants:
+        match = _match_positions(tt, so, stops, q.from_stop, q.to_stop, arr_col, dep_col, skipped, day0,
+                                 q.departure, q.arrival)
+        if match is None:
+            continue
+        b, a, dep, arr = match
+        dist = float(tt.pattern_stop_dist_m[so + a]) - float(tt.pattern_stop_dist_m[so + b])
+        return {
+            "leg_index": q.leg_index,
+            "mode": MODES[int(tt.route_modes[route])],
+            "operator_id": str(tt.route_operator_ids[route]),
+            "agency": tt.route_agency(route),
+            "feed_id": str(tt.feed_ids[feed]),
+            "route_id": str(tt.route_ids[route]),
+            "route_name": str(tt.route_short_names[route]) or str(tt.route_long_names[route]),
+            "trip_id": q.trip_id,
+            "service_date": q.service_date.isoformat(),
+            "from": _stop_ref(tt, q.from_stop),
+            "to": _stop_ref(tt, q.to_stop),
+            "departure": dep.astimezone(q.departure.tzinfo).isoformat(),
+            "arrival": arr.astimezone(q.arrival.tzinfo).isoformat(),
+            "distance_m": int(round(max(dist, 0.0))),
+            "intermediate_stops": [{"stop_id": str(tt.stop_ids[int(s)])} for s in stops[b + 1:a]],
+        }
+    return None
 
 
 def _match_positions(tt: Timetable, so: int, stops: np.ndarray, from_stop: int, to_stop: int, arr_col: np.ndarray,
