@@ -29,6 +29,10 @@ def feeds_import(
     agency_operator: Annotated[list[str] | None, typer.Option(
         "--agency-operator", help="AGENCY_ID=OPERATOR_ID: that agency's routes belong to that operator (repeatable; "
                                   "default for a feed with several agencies: <feed id>.<agency id>)")] = None,
+    in_seat_from_blocks: Annotated[bool | None, typer.Option(
+        "--in-seat-from-blocks/--no-in-seat-from-blocks",
+        help="infer in-seat links (riders stay aboard) from trips.txt block_id: consecutive trips of one block "
+             "and service meeting at a stop or station (default: as at the previous import, else off)")] = None,
 ) -> None:
     """Import a GTFS feed, compile the timetable of all imported feeds, print a validation summary."""
     from maas.feeds import build_timetable, import_feed, list_sources
@@ -44,8 +48,11 @@ def feeds_import(
     try:
         with _session_scope() as session:
             record, report = import_feed(session, path=path, feed_id=feed_id, operator_id=operator,
-                                         operator_name=operator_name, agency_operators=overrides)
+                                         operator_name=operator_name, agency_operators=overrides,
+                                         in_seat_from_blocks=in_seat_from_blocks)
             agency_lines = [f"  agency {a} -> operator {o}" for a, o in sorted(record.agency_operators.items())]
+            if record.in_seat_from_blocks:
+                agency_lines.append("  in-seat links from block_id: on")
     except FeedError as exc:
         report = exc.report
         typer.echo(report.to_text() if report is not None else f"error: {exc.message}", err=True)

@@ -80,12 +80,14 @@ def compile_options(settings: Settings, footpaths_file: Path | None = None) -> C
 
 def import_feed(session: Session, *, path: Path, feed_id: str, operator_id: str | None = None,
                 operator_name: str | None = None, operator_kind: str | None = None,
-                agency_operators: dict[str, str] | None = None,
+                agency_operators: dict[str, str] | None = None, in_seat_from_blocks: bool | None = None,
                 actor: Principal | None = None) -> tuple[FeedRecord, FeedReport]:
     """Validate a feed and register it (creating its operators if new).
 
     ``operator_id`` (default: the feed id) owns the feed; the routes of each agency belong to the
     operator `agency_operator_map` gives it (``agency_operators`` overrides: ``agency_id -> operator_id``).
+    ``in_seat_from_blocks``: infer in-seat links from trips.txt ``block_id`` when compiling (``None``: as stored
+    at the previous import, else off).
     A broken feed raises `routing.errors.FeedError` carrying the readable report; nothing is recorded.
     """
     path = Path(path).expanduser().resolve()
@@ -94,11 +96,13 @@ def import_feed(session: Session, *, path: Path, feed_id: str, operator_id: str 
     if not feed_id or ":" in feed_id or len(feed_id) > 64 or not accounts.OPERATOR_ID_RE.match(feed_id):
         raise InvalidFeedId("feed ids are 1-64 letters, digits, '_', '.' or '-' (no ':')")
     operator_id = operator_id or feed_id
-    source = FeedSource(feed_id=feed_id, path=path, operator_id=operator_id)
+    record = session.get(FeedRecord, feed_id)
+    if in_seat_from_blocks is None:
+        in_seat_from_blocks = bool(record.in_seat_from_blocks) if record else False
+    source = FeedSource(feed_id=feed_id, path=path, operator_id=operator_id, in_seat_from_blocks=in_seat_from_blocks)
     report = validate_feed(source)
     if not report.ok:
         raise FeedError(f"feed {feed_id} was refused: {len(report.problems)} problem(s)", report=report)
-    record = session.get(FeedRecord, feed_id)
     mapping = agency_operator_map(feed_id, report.agencies, stored=record.agency_operators if record else None,
                                   overrides=agency_operators)
     accounts.ensure_operator(session, operator_id=operator_id, name=operator_name, kind=operator_kind, actor=actor)
@@ -109,6 +113,7 @@ def import_feed(session: Session, *, path: Path, feed_id: str, operator_id: str 
     record = record or FeedRecord(feed_id=feed_id, operator_id=operator_id, path="", sha256="")
     record.operator_id = operator_id
     record.agency_operators = mapping
+    record.in_seat_from_blocks = in_seat_from_blocks
     record.path = str(path)
     record.sha256 = source_hash(source)
     record.summary = report.to_dict()
@@ -116,14 +121,16 @@ def import_feed(session: Session, *, path: Path, feed_id: str, operator_id: str 
     session.flush()
     audit.record(session, action="feed.import", actor_id=actor.subject if actor else None,
                  actor_role=actor.role if actor else "system", target=feed_id, operator_id=operator_id,
-                 details={"sha256": record.sha256, "counts": report.counts, "agency_operators": mapping})
+                 details={"sha256": record.sha256, "counts": report.counts, "agency_operators": mapping,
+                          "in_seat_from_blocks": in_seat_from_blocks})
     return record, report
 
 
 def list_sources(session: Session) -> list[FeedSource]:
     rows = session.exec(select(FeedRecord).order_by(FeedRecord.feed_id)).all()
     return [FeedSource(feed_id=r.feed_id, path=Path(r.path), operator_id=r.operator_id,
-                       agency_operators=r.agency_operators or {}) for r in rows]
+                       agency_operators=r.agency_operators or {},
+                       in_seat_from_blocks=bool(r.in_seat_from_blocks)) for r in rows]
 
 
 def build_timetable(settings: Settings, sources: list[FeedSource],

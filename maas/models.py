@@ -99,6 +99,8 @@ class FeedRecord(SQLModel, table=True):
     summary: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     #: GTFS agency_id -> operator owning that agency's routes (issue 13 item 10); others: ``operator_id``
     agency_operators: dict[str, str] = Field(default_factory=dict, sa_type=sa.JSON)
+    #: infer in-seat links from trips.txt block_id (opt-in, ``routing.feeds.FeedSource.in_seat_from_blocks``)
+    in_seat_from_blocks: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
 
 class AuditEntry(SQLModel, table=True):

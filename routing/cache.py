@@ -74,7 +74,8 @@ def cache_key(sources: Sequence[FeedSource], options: CompileOptions, memo: dict
     parts = {
         "code": _code_version(),
         "options": options.as_key(),
-        "feeds": [[s.feed_id, s.operator_id, source_hash(s, memo), s.agency_operators] for s in sources],
+        "feeds": [[s.feed_id, s.operator_id, source_hash(s, memo), s.agency_operators]
+                  + (["in_seat_from_blocks"] if s.in_seat_from_blocks else []) for s in sources],
     }
     if options.footpaths_file is not None:
         parts["footpaths_sha256"] = _file_sha256(Path(options.footpaths_file), memo)

@@ -341,10 +341,11 @@ def _add_linked_trips(pf: ParsedFeed, report, cap: int | None = None) -> _Links 
     """
     cap = MAX_LINKED_TRIPS if cap is None else cap
     tr = pf.transfers
-    if not len(tr):
+    blocks = pf.source.in_seat_from_blocks and "block_id" in pf.trips
+    if not len(tr) and not blocks:
         return None
     sel = (tr.transfer_type.to_numpy() == 4) & (tr.from_trip.to_numpy() >= 0) & (tr.to_trip.to_numpy() >= 0)
-    if not sel.any():
+    if not sel.any() and not blocks:
         return None
     off = pf.trip_row_offsets
     n_rows = np.diff(off)
@@ -376,6 +377,11 @@ def _add_linked_trips(pf: ParsedFeed, report, cap: int | None = None) -> _Links 
     for why, n in dropped.items():
         if n:
             report.warnings.append(f"transfers.txt: {n} in-seat link(s) (type 4) with {why} ignored")
+    if blocks:
+        inferred = _block_links(pf, templ, n_rows)
+        for a, b in inferred:
+            succ.setdefault(a, []).append(b)
+        report.counts["in_seat_links_from_blocks"] = len(inferred)
     if not succ:
         return None
     svc = pf.trips.service.to_numpy(np.int64)
@@ -454,6 +460,44 @@ def _add_linked_trips(pf: ParsedFeed, report, cap: int | None = None) -> _Links 
     report.counts["combined_trips"] = C
     return _Links(n_real=T, offsets=np.asarray(part_len, dtype=np.int64), parts=np.asarray(part_list, np.int64),
                   first_pos=np.asarray(first_pos, dtype=np.int64))
+
+
+def _block_links(pf: ParsedFeed, templ: np.ndarray, n_rows: np.ndarray) -> list[tuple[int, int]]:
+    """In-seat links inferred from trips.txt ``block_id`` (opt-in: ``FeedSource.in_seat_from_blocks``).
+
+    The trips of one non-empty ``block_id`` and one ``service_id`` are ordered by
+    first departure (then trips.txt order); frequency-based trips and trips
+    without two stop times take no part. Each trip is linked to the next when
+    the next leaves no earlier than it arrives (first departure >= last
+    arrival) from its last stop, or from a stop of the same parent station.
+    transfers.txt wins: no link for a pair with a type-5 row, nor from a trip
+    that is ``from_trip`` of any type-4 row. Returns ``(from, to)`` trip pairs.
+    """
+    off = pf.trip_row_offsets
+    block = pf.trips["block_id"].to_numpy(dtype=object)
+    t = np.flatnonzero((block != "") & ~templ & (n_rows >= 2))
+    if len(t) < 2:
+        return []
+    first_dep = pf.st_dep[off[t]].astype(np.int64)
+    bcode, _ = pd.factorize(block[t])
+    svc = pf.trips.service.to_numpy(np.int64)[t]
+    order = np.lexsort((t, first_dep, svc, bcode))
+    t, first_dep, bcode, svc = t[order], first_dep[order], bcode[order], svc[order]
+    a, b = t[:-1], t[1:]
+    la, fb = off[a + 1] - 1, off[b]
+    stop_a, stop_b = pf.st_stop[la].astype(np.int64), pf.st_stop[fb].astype(np.int64)
+    parent = pf.stops.parent.to_numpy(np.int64)
+    same_place = (stop_a == stop_b) | ((parent[stop_a] >= 0) & (parent[stop_a] == parent[stop_b]))
+    ok = ((bcode[:-1] == bcode[1:]) & (svc[:-1] == svc[1:]) & same_place
+          & (first_dep[1:] >= pf.st_arr[la].astype(np.int64)))
+    pairs = list(zip(a[ok].tolist(), b[ok].tolist()))
+    tr = pf.transfers
+    if len(tr) and pairs:
+        ty, ft, tt = (tr[c].to_numpy(np.int64) for c in ("transfer_type", "from_trip", "to_trip"))
+        explicit_from = set(ft[(ty == 4) & (ft >= 0) & (tt >= 0)].tolist())
+        not_allowed = set(zip(ft[ty == 5].tolist(), tt[ty == 5].tolist()))
+        pairs = [(x, y) for x, y in pairs if x not in explicit_from and (x, y) not in not_allowed]
+    return pairs
 
 
 class _TripDays:

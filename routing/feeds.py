@@ -69,12 +69,15 @@ class FeedSource:
     not contain ``:``; ``operator_id`` (default: the feed id) owns its routes, except
     those of an agency named in ``agency_operators`` (``agency_id -> operator_id``,
     given as a mapping or pairs, stored as sorted pairs): that operator owns them.
+    ``in_seat_from_blocks`` (opt-in, default off): infer in-seat links (riders stay aboard)
+    from trips.txt ``block_id`` (see ``routing.compile._block_links``).
     """
 
     feed_id: str
     path: Path
     operator_id: str = ""
     agency_operators: tuple[tuple[str, str], ...] = ()
+    in_seat_from_blocks: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
@@ -82,6 +85,7 @@ class FeedSource:
             object.__setattr__(self, "operator_id", self.feed_id)
         pairs = dict(self.agency_operators)  # a mapping or pairs
         object.__setattr__(self, "agency_operators", tuple(sorted((str(a), str(o)) for a, o in pairs.items())))
+        object.__setattr__(self, "in_seat_from_blocks", bool(self.in_seat_from_blocks))
 
 
 @dataclass
@@ -683,7 +687,7 @@ class _Parser:
             )
         shape = _strip(df["shape_id"]) if "shape_id" in df else pd.Series([pd.NA] * len(df), dtype="string")
         head = _strip(df["trip_headsign"]) if "trip_headsign" in df else pd.Series([pd.NA] * len(df), dtype="string")
-        return pd.DataFrame({
+        out = pd.DataFrame({
             "trip_id": tid.to_numpy(dtype=object),
             "route": r.astype(np.int32),
             "service": s.astype(np.int32),
@@ -691,6 +695,10 @@ class _Parser:
             "trip_headsign": head.fillna("").to_numpy(dtype=object),
             "wheelchair_accessible": _int_col(df, "wheelchair_accessible", 0).astype(np.int8),
         })
+        if self.source.in_seat_from_blocks:  # only read when asked: in-seat links inferred from blocks
+            block = _strip(df["block_id"]) if "block_id" in df else pd.Series([pd.NA] * len(df), dtype="string")
+            out["block_id"] = block.fillna("").to_numpy(dtype=object)
+        return out
 
     def read_shapes(self, trips: pd.DataFrame):
         df = self.table("shapes")

@@ -750,9 +750,12 @@ class TransferRules:
     in_seat: set[tuple[str, str]]
 
     @classmethod
-    def from_gtfs(cls, feeds: list[tuple[str, Path]]) -> TransferRules:
+    def from_gtfs(cls, feeds: list[tuple[str, Path]], blocks: bool = False) -> TransferRules:
+        """``blocks``: also the in-seat pairs inferred from trips.txt ``block_id`` (:func:`block_in_seat_pairs`)."""
         rules, parent, in_seat = [], {}, set()
         for feed_id, path in feeds:
+            if blocks:
+                in_seat |= block_in_seat_pairs(feed_id, path)
             stops = read_table(path, "stops.txt")
             if "parent_station" in stops:
                 for sid, p in zip(stops["stop_id"], stops["parent_station"]):
@@ -804,6 +807,58 @@ class TransferRules:
                 walk = walk_s if q != u else 0
                 best = None if ty == 3 else max(mt if ty == 2 else 0, min_change_s, walk)
         return best
+
+
+def block_in_seat_pairs(feed_id: str, path: Path) -> set[tuple[str, str]]:
+    """In-seat pairs ``(from_trip, to_trip)`` (namespaced) a block-aware reading of the feed infers, as the
+    written rule says: same non-empty ``block_id`` and ``service_id``, neither frequency-based (nor without
+    two stop times: such trips are left out before ordering), the second is the next of that block and
+    service by first departure (ties: trips.txt order), it leaves no earlier than the first arrives, from
+    the first's last stop or a stop of the same parent station; no pair with a type-5 row, no pair from a
+    trip that is ``from_trip_id`` of a type-4 row."""
+    def secs(v: str) -> int:
+        h, m, s_ = (int(x) for x in v.strip().split(":"))
+        return h * 3600 + m * 60 + s_
+
+    trips = read_table(path, "trips.txt")
+    if trips is None or "block_id" not in trips:
+        return set()
+    stops = read_table(path, "stops.txt")
+    parent = {}
+    if "parent_station" in stops:
+        parent = {a.strip(): p.strip() for a, p in zip(stops["stop_id"], stops["parent_station"]) if p.strip()}
+    freq = read_table(path, "frequencies.txt")
+    freq_trips = set() if freq is None else {x.strip() for x in freq["trip_id"]}
+    rows: dict[str, list[tuple[int, str, str, str]]] = {}
+    for r in read_table(path, "stop_times.txt").to_dict("records"):
+        rows.setdefault(r["trip_id"].strip(), []).append(
+            (int(r["stop_sequence"]), r["stop_id"].strip(), r["arrival_time"], r["departure_time"]))
+    groups: dict[tuple[str, str], list[tuple[int, int, str, int, str]]] = {}
+    for pos, r in enumerate(trips.to_dict("records")):
+        tid, blk = r["trip_id"].strip(), (r.get("block_id") or "").strip()
+        st = sorted(rows.get(tid, []))
+        if not blk or tid in freq_trips or len(st) < 2:
+            continue
+        groups.setdefault((blk, r["service_id"].strip()), []).append(
+            (secs(st[0][3]), pos, tid, secs(st[-1][2]), st[0][1] + "|" + st[-1][1]))
+    explicit_from, not_allowed = set(), set()
+    tr = read_table(path, "transfers.txt")
+    for r in ([] if tr is None else tr.to_dict("records")):
+        ft, tt = str(r.get("from_trip_id", "") or "").strip(), str(r.get("to_trip_id", "") or "").strip()
+        ty = str(r.get("transfer_type", "") or "0").strip()
+        if ty == "4" and ft and tt:
+            explicit_from.add(ft)
+        if ty == "5":
+            not_allowed.add((ft, tt))
+    out = set()
+    for members in groups.values():
+        members.sort()
+        for (_d1, _p1, t1, arr1, ends1), (dep2, _p2, t2, _a2, ends2) in zip(members, members[1:]):
+            last1, first2 = ends1.split("|")[1], ends2.split("|")[0]
+            here = last1 == first2 or (last1 in parent and parent.get(first2) == parent[last1])
+            if here and dep2 >= arr1 and t1 not in explicit_from and (t1, t2) not in not_allowed:
+                out.add((f"{feed_id}:{t1}", f"{feed_id}:{t2}"))
+    return out
 
 
 def earliest_arrivals_rules(
