@@ -446,7 +446,7 @@ def _add_linked_trips(pf: ParsedFeed, report, cap: int | None = None) -> _Links 
         while tid in real_ids:
             tid = "~" + tid
         ids.append(tid)
-    new = trips.iloc[first].copy().reset_index(drop=True)
+    new = trips.iloc[first].copy().reset_index(drop=True)  # the first part's row: route, headsign, direction_id
     new["trip_id"] = np.asarray(ids, dtype=object)
     new["service"] = (V + inv.ravel()).astype(trips.service.dtype)
     if "shape" in new:
@@ -628,7 +628,7 @@ def _merge(parts: list[_FeedPart], options: CompileOptions) -> Timetable:
     else:
         uniq_days, svc_inv = allsvc, np.zeros(0, np.int64)
     # ---- trips ------------------------------------------------------------------------
-    trip_ids, trip_route, trip_service, trip_head, trip_wc, trip_shape = [], [], [], [], [], []
+    trip_ids, trip_route, trip_service, trip_head, trip_wc, trip_shape, trip_dir = [], [], [], [], [], [], []
     for i, p in enumerate(parts):
         tr = p.pf.trips
         it = p.inst_trip
@@ -637,6 +637,7 @@ def _merge(parts: list[_FeedPart], options: CompileOptions) -> Timetable:
         trip_service.append(svc_inv[tr.service.to_numpy()[it] + svc_off[i]])
         trip_head.append(tr.trip_headsign.to_numpy()[it])
         trip_wc.append(tr.wheelchair_accessible.to_numpy()[it])
+        trip_dir.append(tr.direction_id.to_numpy()[it])
         sh = tr["shape"].to_numpy()[it]
         trip_shape.append(np.where(sh >= 0, sh + shp_off[i], -1))
     trip_ids_a = np.concatenate(trip_ids) if trip_ids else np.zeros(0, "<U1")
@@ -795,6 +796,7 @@ def _merge(parts: list[_FeedPart], options: CompileOptions) -> Timetable:
         trip_pattern=trip_pattern,
         trip_headsigns=_u(np.concatenate(trip_head)),
         trip_wheelchair_accessible=cat(trip_wc, np.int8),
+        trip_direction=cat(trip_dir, np.int8),
         trip_shape=trip_shape_a,
         trip_frequency=cat([p.inst_freq for p in parts], np.int8),
         trip_start_s=cat([p.trip_start_s for p in parts], np.int32),

@@ -156,7 +156,7 @@ class ParsedFeed:
     timezone: str
     stops: pd.DataFrame  # stop_id, stop_name, stop_lat, stop_lon, location_type, parent, wheelchair_boarding, stop_timezone
     routes: pd.DataFrame  # route_id, route_short_name, route_long_name, route_type, mode, agency_name, agency_id, operator_id
-    trips: pd.DataFrame  # trip_id, route, service, shape, trip_headsign, wheelchair_accessible
+    trips: pd.DataFrame  # trip_id, route, service, shape, trip_headsign, wheelchair_accessible, direction_id (int8, -1 unknown)
     service_ids: np.ndarray  # (V,) str
     service_days: np.ndarray  # (V, D) uint8
     first_ordinal: int
@@ -687,6 +687,16 @@ class _Parser:
             )
         shape = _strip(df["shape_id"]) if "shape_id" in df else pd.Series([pd.NA] * len(df), dtype="string")
         head = _strip(df["trip_headsign"]) if "trip_headsign" in df else pd.Series([pd.NA] * len(df), dtype="string")
+        direction = np.full(len(df), -1, dtype=np.int8)  # blank / absent: unknown
+        if "direction_id" in df:
+            dtext = _strip(df["direction_id"].astype("string"))
+            num = pd.to_numeric(dtext, errors="coerce")
+            ok = num.isin([0, 1]).to_numpy()
+            direction[ok] = num.to_numpy()[ok].astype(np.int8)
+            bad = dtext.notna().to_numpy() & ~ok
+            if bad.any():
+                self.warn(f"trips.txt: {int(bad.sum())} trip(s) with a direction_id other than 0 or 1, e.g. "
+                          f"{_examples(dtext[bad].unique())}: direction taken as unknown")
         out = pd.DataFrame({
             "trip_id": tid.to_numpy(dtype=object),
             "route": r.astype(np.int32),
@@ -694,6 +704,7 @@ class _Parser:
             "shape_id": shape.to_numpy(dtype=object),
             "trip_headsign": head.fillna("").to_numpy(dtype=object),
             "wheelchair_accessible": _int_col(df, "wheelchair_accessible", 0).astype(np.int8),
+            "direction_id": direction,
         })
         if self.source.in_seat_from_blocks:  # only read when asked: in-seat links inferred from blocks
             block = _strip(df["block_id"]) if "block_id" in df else pd.Series([pd.NA] * len(df), dtype="string")

@@ -13,8 +13,10 @@ Semantics (GTFS-Realtime reference):
   with one the feed does not have, by
   ``route_id`` + ``start_time`` (the
   trip of that route leaving its first stop then and running on ``start_date``;
-  ``direction_id`` is not compared, the compiled timetable does not keep it:
-  of several such trips, the ones calling at the stops the update names).
+  when the descriptor sets ``direction_id``, of those the trips of that
+  direction or of unknown direction (``Timetable.trip_direction`` -1: blank,
+  absent or invalid in trips.txt); as the last resort, of several such trips,
+  the ones calling at the stops the update names).
   Updates that match nothing are counted by cause in
   ``counts["unmatched_by_cause"]`` (``unknown_trip_id``, ``ambiguous_trip``,
   ``not_running_that_day``, ``date_outside_timetable``, ...), never fatal.
@@ -239,7 +241,7 @@ def apply_trip_updates(tt: Timetable, data: bytes, feed_id: str) -> RealtimeOver
         if cands:
             pass
         elif td.route_id and td.start_time:
-            # a trip named by route + start time (+ direction, which the compiled timetable does not keep)
+            # a trip named by route + start time (+ start date, + direction)
             cands = _by_route_start(tt, feed_id, td.route_id.strip(), _parse_hms(td.start_time))
             if len(cands) > 1 and td.start_date:
                 try:
@@ -248,8 +250,11 @@ def apply_trip_updates(tt: Timetable, data: bytes, feed_id: str) -> RealtimeOver
                         cands = [t for t in cands if tt.service_days[tt.trip_service[t], d0]]
                 except ValueError:
                     pass
+            if len(cands) > 1 and td.HasField("direction_id") and td.direction_id in (0, 1):
+                # trips of the direction named, or of unknown direction (-1) in the static feed
+                cands = [t for t in cands if int(tt.trip_direction[t]) in (int(td.direction_id), -1)]
             if len(cands) > 1:
-                # the direction is not in the compiled timetable: keep the trips that call at the stops named
+                # last resort (no or unknown directions): keep the trips that call at the stops named
                 named = {tt.find_stop(f"{feed_id}:{u.stop_id.strip()}") for u in tu.stop_time_update if u.stop_id}
                 named.discard(None)
                 if named:
@@ -325,7 +330,8 @@ def apply_trip_updates(tt: Timetable, data: bytes, feed_id: str) -> RealtimeOver
                 pickup=np.asarray(tt.pattern_pickup[ps]), dropoff=np.asarray(tt.pattern_dropoff[ps]),
                 stop_sequence=pseq, dist_m=np.asarray(tt.pattern_stop_dist_m[ps]),
                 headsign=tp.trip_headsign or str(tt.trip_headsigns[t]),
-                wheelchair=int(tt.trip_wheelchair_accessible[t]), shape=int(tt.trip_shape[t]), feed_id=feed_id))
+                wheelchair=int(tt.trip_wheelchair_accessible[t]), shape=int(tt.trip_shape[t]), feed_id=feed_id,
+                direction=int(tt.trip_direction[t])))
             counts["duplicated"] += 1
             counts["matched"] += 1
             continue
@@ -507,7 +513,8 @@ def _new_trip(tt: Timetable, feed_id: str, feed: int, tu, default_day: int | Non
         skipped=np.zeros(n, dtype=bool), pickup=np.zeros(n, dtype=np.int8), dropoff=np.zeros(n, dtype=np.int8),
         stop_sequence=np.asarray(seq, dtype=np.int32),
         dist_m=np.concatenate([[0.0], np.cumsum(hop)]).astype(np.float32),
-        headsign=tp.trip_headsign if tp.trip_headsign else "", feed_id=feed_id)
+        headsign=tp.trip_headsign if tp.trip_headsign else "", feed_id=feed_id,
+        direction=int(td.direction_id) if td.HasField("direction_id") and td.direction_id in (0, 1) else -1)
 
 
 def _current_service_day(tt: Timetable, t: int, default_day: int | None, ts: int, day_epoch) -> int | None:
@@ -657,6 +664,7 @@ class RtTrip:
     shape: int = -1
     frequency: int = 0
     feed_id: str = ""
+    direction: int = -1  #: trips.txt direction_id of the base trip, the TripDescriptor's of an added one; -1 unknown
 
 
 def overlay_rt_trips(tt: Timetable, ov: RealtimeOverlay) -> tuple[list[RtTrip], list[tuple[int, int]]]:
@@ -685,7 +693,8 @@ def overlay_rt_trips(tt: Timetable, ov: RealtimeOverlay) -> tuple[list[RtTrip], 
             pickup=np.asarray(tt.pattern_pickup[ps]), dropoff=np.asarray(tt.pattern_dropoff[ps]),
             stop_sequence=np.asarray(tt.pattern_stop_sequence[ps]), dist_m=np.asarray(tt.pattern_stop_dist_m[ps]),
             headsign=str(tt.trip_headsigns[t]), wheelchair=int(tt.trip_wheelchair_accessible[t]),
-            shape=int(tt.trip_shape[t]), frequency=int(tt.trip_frequency[t]), feed_id=ov.feed_id))
+            shape=int(tt.trip_shape[t]), frequency=int(tt.trip_frequency[t]), feed_id=ov.feed_id,
+            direction=int(tt.trip_direction[t])))
     return trips, removed
 
 
@@ -775,7 +784,7 @@ def _combined_rt_trips(tt: Timetable, rt_trips: list[RtTrip], removed: list[tupl
             stop_sequence=np.asarray(tt.pattern_stop_sequence[ps]), dist_m=np.asarray(tt.pattern_stop_dist_m[ps]),
             headsign=str(tt.trip_headsigns[s]), wheelchair=int(tt.trip_wheelchair_accessible[s]),
             shape=int(tt.trip_shape[s]), frequency=int(tt.trip_frequency[s]),
-            feed_id=str(tt.feed_ids[int(tt.route_feed[int(tt.trip_route[s])])])))
+            feed_id=str(tt.feed_ids[int(tt.route_feed[int(tt.trip_route[s])])]), direction=int(tt.trip_direction[s])))
     return copies, hit
 
 
@@ -915,6 +924,7 @@ def _extend_timetable(tt: Timetable, rt_trips: list[RtTrip], removed: list[tuple
         trip_wheelchair_accessible=cat(tt.trip_wheelchair_accessible, [r.wheelchair for r in ordered],
                                        tt.trip_wheelchair_accessible.dtype),
         trip_shape=cat(tt.trip_shape, [r.shape for r in ordered], tt.trip_shape.dtype),
+        trip_direction=cat(tt.trip_direction, [r.direction for r in ordered], tt.trip_direction.dtype),
         trip_frequency=cat(tt.trip_frequency, [r.frequency for r in ordered], tt.trip_frequency.dtype),
         trip_start_s=cat(tt.trip_start_s, [int(r.dep[0]) for r in ordered], tt.trip_start_s.dtype),
         trip_link_offsets=link_off,

@@ -59,8 +59,9 @@ PICKUP_REGULAR, PICKUP_NONE, PICKUP_PHONE, PICKUP_DRIVER = 0, 1, 2, 3
 TRANSFER_RECOMMENDED, TRANSFER_TIMED, TRANSFER_MIN_TIME, TRANSFER_FORBIDDEN = 0, 1, 2, 3
 
 #: Bumped whenever the layout or the compiler's semantics change; part of the cache key.
-TIMETABLE_VERSION = "5"  # 4: route/trip-keyed transfer rules kept, named trips in patterns of their own;
+TIMETABLE_VERSION = "6"  # 4: route/trip-keyed transfer rules kept, named trips in patterns of their own;
 #                         5: combined trips of in-seat (type 4) links, trip_link_* arrays
+#                         6: trip_direction (trips.txt direction_id)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,10 @@ class Timetable:
     trip_pattern: np.ndarray  #: (T,) int32 pattern index
     trip_headsigns: np.ndarray  #: (T,) str
     trip_wheelchair_accessible: np.ndarray  #: (T,) int8 0 unknown, 1 yes, 2 no
+    #: trips.txt ``direction_id`` (int8): 0 or 1, -1 unknown (blank, absent or invalid in the feed); a combined
+    #: (in-seat) trip has its first part's; a real-time view's copy of a trip has its base trip's, an ADDED trip
+    #: the direction its TripDescriptor gives (else -1)
+    trip_direction: np.ndarray  #: (T,) int8
     trip_shape: np.ndarray  #: (T,) int32 shape index, -1 if none
     trip_frequency: np.ndarray  #: (T,) int8  0 scheduled trip, 1 expanded from frequencies exact_times=1, 2 from exact_times=0
     trip_start_s: np.ndarray  #: (T,) int32 departure at first stop (== pattern_dep of position 0); identifies frequency copies
