@@ -6,13 +6,13 @@ lists the ones that touch an itinerary leg, in the passenger's language when
 the feed translates them.
 
 An alert touches a ride leg when one of its informed entities does (every
-field an ``EntitySelector`` sets must match; ``direction_id`` is not compared,
-the compiled timetable does not keep trip directions):
+field an ``EntitySelector`` sets must match):
 
-* ``agency_id``: a ride of the alert's feed, when that feed has one agency (the
-  compiled timetable keeps agency names, not ids: with several agencies an
-  agency-wide alert is not attached);
+* ``agency_id``: a ride on a route of that agency of the alert's feed (a feed
+  whose agency.txt gives no ids: any ride of the feed);
 * ``route_id`` / ``route_type``: the leg's route;
+* ``direction_id``: the direction of the leg's trip (trips.txt ``direction_id``;
+  a trip of unknown direction is not ruled out);
 * ``trip``: the leg's trip (``trip_id``, or the route of the ``TripDescriptor``);
 * ``stop_id``: the stop boarded or left (or its parent station, or a platform of
   that station named by the alert).
@@ -43,6 +43,7 @@ class Selector:
     route_type: int | None = None
     trip_id: str | None = None  # namespaced
     stop_id: str | None = None  # namespaced
+    direction_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,10 @@ def parse_alerts(tt: Timetable, data: bytes, feed_id: str) -> FeedAlerts:
             route = ie.route_id or (ie.trip.route_id if ie.HasField("trip") else "")
             sel = Selector(agency_id=ie.agency_id or None, route_id=ns + route if route else None,
                            route_type=int(ie.route_type) if ie.HasField("route_type") else None,
-                           trip_id=trip_id, stop_id=ns + ie.stop_id if ie.stop_id else None)
+                           trip_id=trip_id, stop_id=ns + ie.stop_id if ie.stop_id else None,
+                           direction_id=int(ie.direction_id) if ie.HasField("direction_id") else
+                           int(ie.trip.direction_id) if ie.HasField("trip") and ie.trip.HasField("direction_id")
+                           else None)
             if sel == Selector():
                 warnings.append(f"alert {e.id}: an informed entity selects nothing")
                 continue
@@ -212,16 +216,38 @@ def _stop_family(tt: Timetable, stop_id: str | None) -> set[str]:
     return out
 
 
+_TRIP_ROWS: dict[int, tuple] = {}
+
+
+def _trip_rows(tt: Timetable) -> dict[str, list[int]]:
+    """trip id -> its trip indices (cached per timetable object)."""
+    hit = _TRIP_ROWS.get(id(tt))
+    if hit is not None and hit[0] is tt:
+        return hit[1]
+    rows: dict[str, list[int]] = {}
+    for t, x in enumerate(tt.trip_ids.tolist()):
+        rows.setdefault(x, []).append(t)
+    if len(_TRIP_ROWS) > 8:
+        _TRIP_ROWS.clear()
+    _TRIP_ROWS[id(tt)] = (tt, rows)
+    return rows
+
+
 def _matches(tt: Timetable, sel: Selector, leg: dict, stops: set[str]) -> bool:
     ride = leg.get("mode") != "WALK"
     route = tt.route_index.get(leg.get("route_id") or "") if ride else None
     if sel.agency_id is not None:
-        # the compiled timetable keeps agency names, not ids: a feed with one agency is that agency
         if not ride or route is None:
             return False
-        feed = int(tt.route_feed[route])
-        names = {str(x) for x, f in zip(tt.route_agency_names.tolist(), tt.route_feed.tolist()) if f == feed}
-        if len(names) > 1:
+        agency = str(tt.route_agency_ids[route])  # agency.txt's id as given (legs are of the alert's feed)
+        if agency and agency != sel.agency_id:
+            return False
+    if sel.direction_id is not None:
+        if not ride:
+            return False
+        trips = _trip_rows(tt).get(leg.get("trip_id") or "", ())
+        dirs = {int(tt.trip_direction[t]) for t in trips}
+        if dirs and -1 not in dirs and sel.direction_id not in dirs:
             return False
     if sel.route_id is not None and (not ride or leg.get("route_id") != sel.route_id):
         return False
