@@ -26,11 +26,23 @@ def test_contract_paths_are_served() -> None:
 
 def _lint_imports(config: Path) -> tuple[int, str]:
     """Runs import-linter in this process (no console script needed) on ``config``."""
+    import logging
+
     from importlinter.cli import lint_imports
 
+    # import-linter configures logging with dictConfig, which disables every logger that already exists
+    # (disable_existing_loggers defaults to true): later tests in this worker would log nothing
+    loggers = [logging.getLogger(n) for n in list(logging.root.manager.loggerDict)]
+    was = [(lg, lg.disabled, list(lg.handlers), lg.level, lg.propagate) for lg in loggers]
+    root = (list(logging.root.handlers), logging.root.level)
     out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        code = lint_imports(config_filename=str(config), no_cache=True, no_logo=True)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            code = lint_imports(config_filename=str(config), no_cache=True, no_logo=True)
+    finally:
+        for lg, disabled, handlers, level, propagate in was:
+            lg.disabled, lg.handlers[:], lg.level, lg.propagate = disabled, handlers, level, propagate
+        logging.root.handlers[:], logging.root.level = root
     return code, out.getvalue()
 
 
