@@ -216,23 +216,6 @@ def _stop_family(tt: Timetable, stop_id: str | None) -> set[str]:
     return out
 
 
-_TRIP_ROWS: dict[int, tuple] = {}
-
-
-def _trip_rows(tt: Timetable) -> dict[str, list[int]]:
-    """trip id -> its trip indices (cached per timetable object)."""
-    hit = _TRIP_ROWS.get(id(tt))
-    if hit is not None and hit[0] is tt:
-        return hit[1]
-    rows: dict[str, list[int]] = {}
-    for t, x in enumerate(tt.trip_ids.tolist()):
-        rows.setdefault(x, []).append(t)
-    if len(_TRIP_ROWS) > 8:
-        _TRIP_ROWS.clear()
-    _TRIP_ROWS[id(tt)] = (tt, rows)
-    return rows
-
-
 def _matches(tt: Timetable, sel: Selector, leg: dict, stops: set[str]) -> bool:
     ride = leg.get("mode") != "WALK"
     route = tt.route_index.get(leg.get("route_id") or "") if ride else None
@@ -245,7 +228,7 @@ def _matches(tt: Timetable, sel: Selector, leg: dict, stops: set[str]) -> bool:
     if sel.direction_id is not None:
         if not ride:
             return False
-        trips = _trip_rows(tt).get(leg.get("trip_id") or "", ())
+        trips = tt.trip_index.get(leg.get("trip_id") or "", ())
         dirs = {int(tt.trip_direction[t]) for t in trips}
         if dirs and -1 not in dirs and sel.direction_id not in dirs:
             return False

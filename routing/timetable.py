@@ -245,6 +245,15 @@ class Timetable:
     def route_index(self) -> dict[str, int]:
         return {s: i for i, s in enumerate(self.route_ids.tolist())}
 
+    @cached_property
+    def trip_index(self) -> dict[str, list[int]]:
+        """Namespaced trip id -> its trip indices, ascending (frequency copies, real-time copies and the
+        combined trip ids share or add entries; callers filter with ``trip_is_combined`` etc.)."""
+        idx: dict[str, list[int]] = {}
+        for t, s in enumerate(self.trip_ids.tolist()):
+            idx.setdefault(s, []).append(t)
+        return idx
+
     def route_agency(self, r: int) -> dict[str, str]:
         """``{agency_id, name}`` of route ``r``'s agency (what a leg shows)."""
         return {"agency_id": str(self.route_agency_ids[r]), "name": str(self.route_agency_names[r])}

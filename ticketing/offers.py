@@ -11,7 +11,6 @@ reserved-seat legs hold seats in Redis (`ticketing.seats`).
 from __future__ import annotations
 
 import datetime as dt
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -60,37 +59,15 @@ class Pricer(Protocol):
 # --------------------------------------------------------------------------- re-check
 
 
-_TRIP_INDEX: weakref.WeakKeyDictionary[Timetable, dict[str, list[int]]] = weakref.WeakKeyDictionary()
-
-
-def _trip_index(tt: Timetable) -> dict[str, list[int]]:
-    idx = _TRIP_INDEX.get(tt)
-    if idx is None:
-        idx = {}
-        combined = tt.trip_is_combined  # in-seat combined trips are internal: legs name their parts
-        for t, trip_id in enumerate(tt.trip_ids.tolist()):
-            if not combined[t]:
-                idx.setdefault(trip_id, []).append(t)
-        _TRIP_INDEX[tt] = idx
-    return idx
-
-
-_RT_TRIP_INDEX: weakref.WeakKeyDictionary[Timetable, dict[str, list[int]]] = weakref.WeakKeyDictionary()
-
-
-def _rt_trip_index(view: Timetable) -> dict[str, list[int]]:
-    """``trip_id -> [trip indices]`` of the trips a real-time view adds (``meta["realtime"]["rt_trip"]``):
-    ADDED / DUPLICATED trips and the real-time copies of updated ones, each running on its day only."""
-    idx = _RT_TRIP_INDEX.get(view)
-    if idx is None:
-        idx = {}
-        rtm = view.meta.get("realtime")
-        if rtm is not None:
-            keep = np.flatnonzero(np.asarray(rtm["rt_trip"], dtype=bool) & ~view.trip_is_combined)
-            for t, trip_id in zip(keep.tolist(), np.asarray(view.trip_ids)[keep].tolist()):
-                idx.setdefault(str(trip_id), []).append(t)
-        _RT_TRIP_INDEX[view] = idx
-    return idx
+def _trips_named(tt: Timetable, trip_id: str, rt_only: bool = False) -> list[int]:
+    """The trips ``trip_id`` names (in-seat combined trips are internal: legs name their parts); with
+    ``rt_only`` only those a real-time view adds (``meta["realtime"]["rt_trip"]``: ADDED / DUPLICATED trips
+    and the real-time copies of updated ones, each running on its day only)."""
+    combined = tt.trip_is_combined
+    rt = tt.meta.get("realtime") if rt_only else None
+    if rt_only and rt is None:
+        return []
+    return [t for t in tt.trip_index.get(trip_id, ()) if not combined[t] and (rt is None or rt["rt_trip"][t])]
 
 
 def _parse_time(value: Any, where: str) -> dt.datetime:
@@ -143,7 +120,7 @@ def recheck_leg(tt: Timetable, leg: dict[str, Any], i: int, realtime: Any = None
     departure = _parse_time(_field(leg, "departure", i), f"legs[{i}].departure")
     arrival = _parse_time(_field(leg, "arrival", i), f"legs[{i}].arrival")
     details = {"leg_index": i, "trip_id": trip_id}
-    static = _trip_index(tt).get(trip_id) or []
+    static = _trips_named(tt, trip_id)
     if from_stop is None or to_stop is None or (not static and realtime is None):
         raise ItineraryMismatch(f"leg {i}: trip or stops are not in the loaded timetable", details=details)
     day = tt.day_index(service_date)
@@ -158,7 +135,7 @@ def recheck_leg(tt: Timetable, leg: dict[str, Any], i: int, realtime: Any = None
     if realtime is not None:
         # ... then the trips only real time has, on the view the planner searched (built only when needed)
         view = view_for(tt, realtime)
-        added = _rt_trip_index(view).get(trip_id) or []
+        added = _trips_named(view, trip_id, rt_only=True)
         if not static and not added:
             raise ItineraryMismatch(f"leg {i}: trip is neither in the loaded timetable nor in its real-time "
                                     "snapshot", details=details)
